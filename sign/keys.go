@@ -175,4 +175,3 @@ func abbrev(s string) string {
 	}
 	return s
 }
-
