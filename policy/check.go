@@ -1,0 +1,245 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/remaphore/remaphore/sign"
+)
+
+// Reason says why a message was refused; ReasonAccepted when it was not.
+type Reason int
+
+const (
+	ReasonAccepted Reason = iota
+	// Security rejections: someone sent something they should not have.
+	ReasonMalformed      // not a v1 envelope, or over a limit
+	ReasonBadSignature   // signature does not verify
+	ReasonIDMismatch     // Nats-Msg-Id header differs from the computed id
+	ReasonWrongChannel   // signed for another subject root or channel
+	ReasonWrongKind      // a reply where a message was expected, or the other way round
+	ReasonUnknownSender  // key not in [ Peers ]
+	ReasonVerbNotAllowed // peer may not use this verb
+	ReasonStale          // sent time outside allow_skew
+	ReasonReplay         // id seen before
+	ReasonWrongRequest   // reply bound to another request
+	// Filters: an authentic message that is simply not for this receiver.
+	ReasonDestMismatch // destination pattern does not match this node
+	ReasonFilterUUID   // -u
+	ReasonFilterVerb   // -v
+	ReasonFilterSender // -p
+)
+
+var reasonNames = [...]string{
+	ReasonAccepted:       "accepted",
+	ReasonMalformed:      "malformed",
+	ReasonBadSignature:   "bad-signature",
+	ReasonIDMismatch:     "id-mismatch",
+	ReasonWrongChannel:   "wrong-channel",
+	ReasonWrongKind:      "wrong-kind",
+	ReasonUnknownSender:  "unknown-sender",
+	ReasonVerbNotAllowed: "verb-not-allowed",
+	ReasonStale:          "stale",
+	ReasonReplay:         "replay",
+	ReasonWrongRequest:   "wrong-request",
+	ReasonDestMismatch:   "destination-mismatch",
+	ReasonFilterUUID:     "uuid-filter",
+	ReasonFilterVerb:     "verb-filter",
+	ReasonFilterSender:   "sender-filter",
+}
+
+// String returns the reason's stable name, as logs and the audit show it.
+func (r Reason) String() string {
+	if r >= 0 && int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", int(r))
+}
+
+// ParseReason is the inverse of String.
+func ParseReason(s string) (Reason, bool) {
+	for i, n := range reasonNames {
+		if n == s {
+			return Reason(i), true
+		}
+	}
+	return 0, false
+}
+
+// IsFilter reports whether r is a receiver filter rather than a security
+// rejection: the message was authentic and allowed, just not wanted here.
+func (r Reason) IsFilter() bool { return r >= ReasonDestMismatch }
+
+// Rules configure a Checker.
+type Rules struct {
+	Root    string // subject root the receiver listens on
+	Channel string // channel (-S)
+	Kind    sign.Kind
+	Peers   []Peer
+	// AllowSkew is the largest |now − sent time| accepted.
+	AllowSkew time.Duration
+
+	// Destination is this node's name, matched against the message's
+	// pattern unless AnyDestination (-d) is set.
+	Destination    string
+	AnyDestination bool
+
+	// Filters; zero values match everything.
+	UUID   string         // -u
+	Verbs  *Verbs         // -v; nil = any verb
+	Sender sign.PublicKey // -p
+
+	// RequestID binds replies to one request (Kind == KindReply).
+	RequestID [sign.IDSize]byte
+
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// ReplayCap bounds the replay cache (DefaultReplayCap when 0).
+	ReplayCap int
+}
+
+// Input is one message as it came off the wire.
+type Input struct {
+	Body []byte
+	// HeaderID is the Nats-Msg-Id header; empty when the message had none.
+	HeaderID string
+	// Stored is the stream's timestamp of the message. When set, freshness
+	// is judged against it instead of the clock (late joiners, the auditor
+	// reading a backlog).
+	Stored time.Time
+}
+
+// Verdict is the result of Check.
+type Verdict struct {
+	Reason Reason
+	Detail string         // human-readable detail for logs
+	Env    *sign.Envelope // nil when the body did not decode
+	Peer   Peer           // the sending peer, when known
+}
+
+// Accepted reports whether the message is to be acted on.
+func (v Verdict) Accepted() bool { return v.Reason == ReasonAccepted }
+
+// Error makes a refusal printable as "reason: detail".
+func (v Verdict) Error() string {
+	if v.Detail == "" {
+		return v.Reason.String()
+	}
+	return v.Reason.String() + ": " + v.Detail
+}
+
+// Checker applies Rules to messages. It keeps the replay cache, so one
+// Checker serves one receiver for its lifetime. It is not safe for
+// concurrent use.
+type Checker struct {
+	rules  Rules
+	peers  map[sign.PublicKey]Peer
+	dest   Pattern
+	replay *replayCache
+}
+
+// NewChecker validates rules and returns a Checker.
+func NewChecker(r Rules) (*Checker, error) {
+	if r.Kind != sign.KindMsg && r.Kind != sign.KindReply {
+		return nil, fmt.Errorf("policy: rules need a kind (msg or reply)")
+	}
+	if r.AllowSkew <= 0 {
+		return nil, fmt.Errorf("policy: allow_skew must be positive")
+	}
+	if r.Kind == sign.KindMsg && !r.AnyDestination {
+		if err := ValidateName(r.Destination); err != nil {
+			return nil, err
+		}
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	c := &Checker{rules: r, peers: make(map[sign.PublicKey]Peer, len(r.Peers)), replay: newReplayCache(r.ReplayCap)}
+	for _, p := range r.Peers {
+		c.peers[p.Key] = p
+	}
+	return c, nil
+}
+
+// Check decides whether in is acted on. See the package doc for the order.
+func (c *Checker) Check(in Input) Verdict {
+	env, err := sign.Decode(in.Body)
+	if err != nil {
+		return Verdict{Reason: ReasonMalformed, Detail: err.Error()}
+	}
+	v := Verdict{Env: env}
+	refuse := func(r Reason, format string, args ...any) Verdict {
+		v.Reason, v.Detail = r, fmt.Sprintf(format, args...)
+		return v
+	}
+	if err := env.Verify(); err != nil {
+		return refuse(ReasonBadSignature, "signature does not verify for claimed sender %s", env.Sender)
+	}
+	if in.HeaderID != env.ID {
+		if in.HeaderID == "" {
+			return refuse(ReasonIDMismatch, "no Nats-Msg-Id header (published outside remaphore, or through core NATS)")
+		}
+		return refuse(ReasonIDMismatch, "Nats-Msg-Id %.16s… differs from the message's id %.16s…", in.HeaderID, env.ID)
+	}
+	if env.Root != c.rules.Root || env.Channel != c.rules.Channel {
+		return refuse(ReasonWrongChannel, "signed for %s/%s, received on %s/%s", env.Root, env.Channel, c.rules.Root, c.rules.Channel)
+	}
+	if env.Kind != c.rules.Kind {
+		return refuse(ReasonWrongKind, "a %s where a %s was expected", env.Kind, c.rules.Kind)
+	}
+	peer, ok := c.peers[env.Sender]
+	if !ok {
+		return refuse(ReasonUnknownSender, "sender %s is not in [ Peers ]", env.Sender)
+	}
+	v.Peer = peer
+	// A reply's verb repeats its request's; the responder is answering,
+	// not sending that verb, so its own verb list does not apply.
+	if env.Kind == sign.KindMsg && !peer.Verbs.Allows(env.Verb) {
+		return refuse(ReasonVerbNotAllowed, "peer %s (%s) may send %s, not %q", peer.Dest, env.Sender, peer.Verbs, env.Verb)
+	}
+	ref := in.Stored
+	if ref.IsZero() {
+		ref = c.rules.Now()
+	}
+	if d := ref.Sub(env.Sent); d > c.rules.AllowSkew || d < -c.rules.AllowSkew {
+		return refuse(ReasonStale, "sent %s, %s from %s; allow_skew is %s", env.Sent.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), map[bool]string{true: "the stream's time", false: "local time"}[!in.Stored.IsZero()], c.rules.AllowSkew)
+	}
+	if env.Kind == sign.KindReply && env.RequestID != c.rules.RequestID {
+		return refuse(ReasonWrongRequest, "reply to request %x…, not this one", env.RequestID[:8])
+	}
+	var id [sign.IDSize]byte
+	copy(id[:], mustID(env.ID))
+	// Remember the id until the skew check refuses it anyway.
+	if !c.replay.add(id, env.Sent.Add(c.rules.AllowSkew), ref) {
+		return refuse(ReasonReplay, "message %.16s… was seen before", env.ID)
+	}
+	if env.Kind == sign.KindMsg {
+		if !c.rules.AnyDestination {
+			pat, err := ParsePattern(env.Dest)
+			if err != nil {
+				return refuse(ReasonDestMismatch, "destination pattern: %v", err)
+			}
+			if !pat.Match(c.rules.Destination) {
+				return refuse(ReasonDestMismatch, "pattern %q does not match %s", env.Dest, c.rules.Destination)
+			}
+		}
+		if c.rules.UUID != "" && env.UUID != c.rules.UUID {
+			return refuse(ReasonFilterUUID, "uuid %q", env.UUID)
+		}
+		if c.rules.Verbs != nil && !c.rules.Verbs.Allows(env.Verb) {
+			return refuse(ReasonFilterVerb, "verb %q", env.Verb)
+		}
+	}
+	if !c.rules.Sender.IsZero() && env.Sender != c.rules.Sender {
+		return refuse(ReasonFilterSender, "sender %s", env.Sender)
+	}
+	return v
+}
+
+func mustID(hexID string) []byte {
+	id, err := sign.ParseID(hexID)
+	if err != nil { // env.ID is computed by sign, always valid
+		panic(err)
+	}
+	return id[:]
+}
