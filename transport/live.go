@@ -1,0 +1,334 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery is one stored message handed to a live receiver.
+type Delivery struct {
+	Subject  string
+	Body     []byte
+	HeaderID string    // Nats-Msg-Id; empty when absent
+	Stored   time.Time // the stream's timestamp
+	Seq      uint64    // stream sequence
+}
+
+// SubscribeOptions configure a live receiver.
+type SubscribeOptions struct {
+	Stream  StreamSpec
+	Subject string // filter: MsgSubject or ReplySubject
+	// StartSeq, when not zero, is the first stream sequence wanted instead
+	// of the one after the stream's last (a requester reads the sequence
+	// before it publishes).
+	StartSeq uint64
+	// Since starts that far back in time instead (late joiners).
+	Since time.Duration
+	// InactiveThreshold is how long the server keeps the consumer of a
+	// receiver that stopped pulling (killed): default 5s.
+	InactiveThreshold time.Duration
+	// Heartbeat is the idle heartbeat that detects a lost consumer
+	// (default 5s; a reconnect is noticed at once regardless).
+	Heartbeat time.Duration
+	// Retry keeps retrying JetStream failures (timeouts, API queue full,
+	// maximum consumers) with jittered backoff until ctx is done.
+	Retry bool
+	// Buffer is the number of deliveries queued for a slow reader (default 64).
+	Buffer int
+}
+
+// Subscription is a live receiver. Read deliveries from C; after Close
+// nothing more arrives on it.
+type Subscription struct {
+	C <-chan Delivery
+
+	conn   *Conn
+	opts   SubscribeOptions
+	stream string
+	out    chan Delivery
+	cancel context.CancelFunc
+	done   chan struct{}
+	unhook func()
+	resetC chan struct{}
+
+	mu   sync.Mutex
+	gen  int                     // generation of the current consumer
+	next uint64                  // next stream sequence wanted
+	dseq uint64                  // last consumer sequence of this generation
+	cons jetstream.Consumer      // current consumer
+	cc   jetstream.ConsumeContext // current consumption
+}
+
+// Subscribe starts a live receiver and returns once its consumer exists:
+// from then on every message stored on o.Subject is delivered in order.
+// With o.Retry it keeps trying until ctx is done; the error then says what
+// kept failing.
+func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	if o.InactiveThreshold <= 0 {
+		o.InactiveThreshold = 5 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 5 * time.Second
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 64
+	}
+	s := &Subscription{conn: c, opts: o, stream: o.Stream.name(), resetC: make(chan struct{}, 1), done: make(chan struct{})}
+	s.out = make(chan Delivery, o.Buffer)
+	s.C = s.out
+
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.start(ctx)
+		if err == nil {
+			break
+		}
+		if !o.Retry || !retryable(err) {
+			return nil, err
+		}
+		c.log.Warn("cannot start receiving yet, retrying", "attempt", attempt, "err", err)
+		if !sleep(ctx, jitter(backoff)) {
+			return nil, fmt.Errorf("%w (still failing when the timeout ran out)", err)
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.unhook = c.onReconnect(s.requestReset)
+	go s.supervise(rctx)
+	return s, nil
+}
+
+// start finds the stream, fixes the start sequence, and creates the first
+// consumer.
+func (s *Subscription) start(ctx context.Context) error {
+	st, err := s.conn.EnsureStream(ctx, s.opts.Stream)
+	if err != nil {
+		return err
+	}
+	s.next = s.opts.StartSeq
+	if s.next == 0 {
+		last := st.CachedInfo().State.LastSeq
+		s.next = last + 1
+		if s.opts.Since > 0 {
+			seq, err := seqSince(ctx, st, time.Now().Add(-s.opts.Since))
+			if err != nil {
+				return err
+			}
+			s.next = min(seq, s.next)
+		}
+	}
+	return s.consume(ctx)
+}
+
+// seqSince finds the first stream sequence stored at or after t.
+func seqSince(ctx context.Context, st jetstream.Stream, t time.Time) (uint64, error) {
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t, HeadersOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return st.CachedInfo().State.LastSeq + 1, nil
+		}
+		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
+	}
+	return md.Sequence.Stream, nil
+}
+
+// consume creates a consumer starting at s.next and starts pulling.
+func (s *Subscription) consume(ctx context.Context) error {
+	s.mu.Lock()
+	next := s.next
+	s.mu.Unlock()
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       next,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     s.opts.Subject,
+		InactiveThreshold: s.opts.InactiveThreshold,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := s.conn.js.CreateConsumer(cctx, s.stream, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: create consumer on stream %s: %v", ErrJetStream, s.stream, err)
+	}
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	s.dseq = 0
+	s.cons = cons
+	s.mu.Unlock()
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.handle(gen, m) },
+		jetstream.PullMaxMessages(64),
+		jetstream.PullExpiry(30*time.Second),
+		jetstream.PullHeartbeat(s.opts.Heartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { s.consumeErr(gen, err) }),
+	)
+	if err != nil {
+		s.deleteConsumer(cons)
+		return fmt.Errorf("%w: consume: %v", ErrJetStream, err)
+	}
+	s.mu.Lock()
+	s.cc = cc
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Subscription) handle(gen int, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if gen != s.gen || md.Sequence.Stream < s.next {
+		s.mu.Unlock() // from a replaced consumer, or already delivered
+		return
+	}
+	if md.Sequence.Consumer != s.dseq+1 {
+		// A gap in the consumer's sequence: something was lost in
+		// flight. Start again from the next wanted stream sequence.
+		s.mu.Unlock()
+		s.requestReset()
+		return
+	}
+	s.dseq = md.Sequence.Consumer
+	s.next = md.Sequence.Stream + 1
+	s.mu.Unlock()
+	d := Delivery{Subject: m.Subject(), Body: m.Data(), HeaderID: m.Headers().Get(jetstream.MsgIDHeader), Stored: md.Timestamp, Seq: md.Sequence.Stream}
+	select {
+	case s.out <- d:
+	case <-s.done:
+	}
+}
+
+func (s *Subscription) consumeErr(gen int, err error) {
+	s.mu.Lock()
+	current := gen == s.gen
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrNoHeartbeat),
+		errors.Is(err, jetstream.ErrConsumerDeleted),
+		errors.Is(err, jetstream.ErrConsumerNotFound),
+		errors.Is(err, nats.ErrNoResponders):
+		s.conn.log.Warn("lost the consumer, recreating it", "err", err)
+		s.requestReset()
+	case errors.Is(err, nats.ErrConnectionClosed):
+	default:
+		s.conn.log.Debug("consume", "err", err)
+	}
+}
+
+func (s *Subscription) requestReset() {
+	select {
+	case s.resetC <- struct{}{}:
+	default:
+	}
+}
+
+// supervise recreates the consumer from the next wanted sequence after a
+// reconnect, a lost heartbeat or a deleted consumer, retrying until Close.
+func (s *Subscription) supervise(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.resetC:
+		}
+		s.mu.Lock()
+		old, oldcc := s.cons, s.cc
+		s.gen++ // messages still arriving from the old consumer are dropped
+		s.mu.Unlock()
+		if oldcc != nil {
+			oldcc.Stop()
+		}
+		if old != nil {
+			go s.deleteConsumer(old)
+		}
+		backoff := 200 * time.Millisecond
+		for {
+			err := s.consume(ctx)
+			if err == nil {
+				s.conn.log.Info("consumer recreated", "next_seq", s.nextSeq())
+				break
+			}
+			s.conn.log.Warn("cannot recreate the consumer, retrying", "err", err)
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+}
+
+func (s *Subscription) nextSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}
+
+// ConsumerName returns the name of the current consumer (for tests and logs).
+func (s *Subscription) ConsumerName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cons == nil {
+		return ""
+	}
+	return s.cons.CachedInfo().Name
+}
+
+func (s *Subscription) deleteConsumer(cons jetstream.Consumer) {
+	if s.conn.nc.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.conn.js.DeleteConsumer(ctx, s.stream, cons.CachedInfo().Name)
+}
+
+// Close stops receiving and deletes the consumer, waiting at most two
+// seconds for the server to confirm, so that receivers that come and go do
+// not leave consumers behind.
+func (s *Subscription) Close() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	close(s.done)
+	s.cancel()
+	s.unhook()
+	s.mu.Lock()
+	cons, cc := s.cons, s.cc
+	s.gen++
+	s.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
+	if cons != nil {
+		s.deleteConsumer(cons)
+	}
+}
+
+// retryable reports whether a start-up failure may pass: everything but a
+// stream that does not match and bad credentials.
+func retryable(err error) bool {
+	return !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrCredentials)
+}

@@ -1,0 +1,254 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/remaphore/remaphore/internal/natstest"
+)
+
+func spec() StreamSpec {
+	return StreamSpec{Root: "remaphore", Replicas: 1, MaxAge: time.Hour, Duplicates: 2 * time.Minute, MaxConsumers: 1000, MaxMsgSize: 2 << 20}
+}
+
+func connect(t *testing.T, c *natstest.Cluster, urls ...string) *Conn {
+	t.Helper()
+	if len(urls) == 0 {
+		urls = c.URLs()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := Connect(ctx, Options{Servers: urls, Credentials: c.User.SeedFile, Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+func ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func recv(t *testing.T, s *Subscription, within time.Duration) (Delivery, bool) {
+	t.Helper()
+	select {
+	case d := <-s.C:
+		return d, true
+	case <-time.After(within):
+		return Delivery{}, false
+	}
+}
+
+func TestPublishSubscribe_LiveOnly(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	subj := MsgSubject("remaphore", DefaultChannel)
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("before"), "id-before"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("after"), "id-after"); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := recv(t, sub, 5*time.Second)
+	if !ok || string(d.Body) != "after" || d.HeaderID != "id-after" || d.Stored.IsZero() {
+		t.Fatalf("got %+v, %v", d, ok)
+	}
+	if d, ok := recv(t, sub, 300*time.Millisecond); ok {
+		t.Fatalf("unexpected delivery %q", d.Body)
+	}
+}
+
+func TestPublish_CreatesStream(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	seq, err := conn.Publish(ctx(t), spec(), MsgSubject("remaphore", "x"), []byte("a"), "1")
+	if err != nil || seq != 1 {
+		t.Fatalf("seq %d, err %v", seq, err)
+	}
+	st, err := conn.JetStream().Stream(ctx(t), "REMAPHORE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.MaxConsumers != 1000 || cfg.Duplicates != 2*time.Minute || cfg.Subjects[0] != "remaphore.>" || cfg.Storage != jetstream.FileStorage {
+		t.Fatalf("stream config %+v", cfg)
+	}
+}
+
+func TestPublish_DuplicateIDDropped(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	subj := MsgSubject("remaphore", "all")
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("a"), "same"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("a"), "same"); err == nil || !strings.Contains(err.Error(), "duplicate") {
+		t.Fatalf("second publish: %v", err)
+	}
+}
+
+func TestEnsureStream_Mismatch(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	if _, err := conn.JetStream().CreateStream(ctx(t), jetstream.StreamConfig{Name: "REMAPHORE", Subjects: []string{"other.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.EnsureStream(ctx(t), spec()); !errors.Is(err, ErrStreamMismatch) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := conn.Publish(ctx(t), spec(), MsgSubject("remaphore", "all"), []byte("x"), "1"); !errors.Is(err, ErrStreamMismatch) {
+		t.Fatalf("publish err = %v", err)
+	}
+}
+
+func TestConnect_DownServerFailsFast(t *testing.T) {
+	start := time.Now()
+	_, err := Connect(context.Background(), Options{Servers: []string{"nats://127.0.0.1:1"}})
+	if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+func TestConnect_BadCredentials(t *testing.T) {
+	c := natstest.Start(t)
+	other := natstest.NewUser(t, t.TempDir())
+	_, err := Connect(context.Background(), Options{Servers: c.URLs(), Credentials: other.SeedFile})
+	if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = Connect(context.Background(), Options{Servers: c.URLs(), Credentials: "/nonexistent/creds"})
+	if !errors.Is(err, ErrCredentials) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConnect_RetryUntilContextDone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := Connect(ctx, Options{Servers: []string{"nats://127.0.0.1:1"}, Retry: true})
+	if !errors.Is(err, ErrConnect) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSubscription_CloseDeletesConsumer(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: MsgSubject("remaphore", "all")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := sub.ConsumerName()
+	sub.Close()
+	if _, err := conn.JetStream().Consumer(ctx(t), "REMAPHORE", name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("consumer %s after Close: %v", name, err)
+	}
+}
+
+func TestSubscription_KilledConsumerExpires(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	victim := connect(t, c)
+	sub, err := victim.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: MsgSubject("remaphore", "all"), InactiveThreshold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := sub.ConsumerName()
+	victim.NATS().Close() // as if killed: no delete
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := conn.JetStream().Consumer(ctx(t), "REMAPHORE", name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s still there: %v", name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestSubscribe_CoreNATSPublishNotSeen(t *testing.T) {
+	// A core NATS publish on a subject the stream captures is stored too
+	// (streams capture core publishes); the receiver sees it without a
+	// Nats-Msg-Id, and policy refuses it. Here: delivered with empty id.
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	subj := MsgSubject("remaphore", "all")
+	sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := conn.NATS().Publish(subj, []byte("core")); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := recv(t, sub, 5*time.Second)
+	if !ok || d.HeaderID != "" {
+		t.Fatalf("got %+v %v", d, ok)
+	}
+}
+
+func TestSubscribe_FailoverInCluster(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	sp := spec()
+	sp.Replicas = 3
+	admin := connect(t, c, c.Servers[1].URL, c.Servers[2].URL)
+	if _, err := admin.EnsureStream(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+	// The receiver prefers server 0, then 1, then 2.
+	rc := connect(t, c)
+	if got := rc.NATS().ConnectedUrl(); got != c.Servers[0].URL {
+		t.Fatalf("connected to %s", got)
+	}
+	subj := MsgSubject("remaphore", "all")
+	sub, err := rc.Subscribe(ctx(t), SubscribeOptions{Stream: sp, Subject: subj, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	c.Stop(0)
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprint("after-failover-", i)
+		var perr error
+		for try := 0; try < 50; try++ {
+			if _, perr = admin.Publish(ctx(t), sp, subj, []byte(id), id); perr == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if perr != nil {
+			t.Fatal(perr)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		d, ok := recv(t, sub, 20*time.Second)
+		if !ok {
+			t.Fatalf("message %d not received after failover (connected: %v)", i, rc.NATS().Status())
+		}
+		if want := fmt.Sprint("after-failover-", i); string(d.Body) != want {
+			t.Fatalf("got %q, want %q", d.Body, want)
+		}
+	}
+	if rc.NATS().Status() != nats.CONNECTED {
+		t.Fatalf("status %v", rc.NATS().Status())
+	}
+}
