@@ -1,0 +1,71 @@
+package script
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "s.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRun_ArgumentsAndEnvNoShell(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "pwned")
+	s := writeScript(t, `printf '%s|' "$@"; printf '%s' "$REMAPHORE_MSG"`)
+	payload := "a b 'q' \"d\"\nline2 $(touch " + marker + ") `touch " + marker + "`"
+	res, err := Command{Argv: []string{s, "fixed arg"}}.Run(context.Background(), Call{Verb: "ping", Payload: []byte(payload), Env: []string{"REMAPHORE_MSG=" + payload}, Capture: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "fixed arg|ping|" + payload + "|" + payload
+	if string(res.Output) != want || res.ExitCode != 0 {
+		t.Fatalf("output %q (exit %d), want %q", res.Output, res.ExitCode, want)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("payload was executed")
+	}
+}
+
+func TestRun_ExitCodeAndCap(t *testing.T) {
+	s := writeScript(t, `head -c 100000 /dev/zero | tr '\0' x; exit 3`)
+	res, err := Command{Argv: []string{s}, Cap: 1000}.Run(context.Background(), Call{Capture: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 || !res.Truncated || !strings.HasSuffix(string(res.Output), "[remaphore: output truncated at 1000 bytes]\n") || !strings.HasPrefix(string(res.Output), strings.Repeat("x", 1000)+"\n") {
+		t.Fatalf("exit %d truncated %v output %d bytes", res.ExitCode, res.Truncated, len(res.Output))
+	}
+}
+
+func TestRun_BoundedByContext(t *testing.T) {
+	s := writeScript(t, `sleep 30 & sleep 30`)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Command{Argv: []string{s}}.Run(ctx, Call{})
+	if err == nil {
+		t.Fatal("no error for a killed script")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	if err := (Command{Argv: []string{"/nonexistent/script"}}).Lookup(); err == nil {
+		t.Fatal("missing script accepted")
+	}
+	if err := (Command{Argv: []string{"true"}}).Lookup(); err != nil {
+		t.Fatal(err)
+	}
+}
