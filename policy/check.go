@@ -92,6 +92,12 @@ type Rules struct {
 	// RequestID binds replies to one request (Kind == KindReply).
 	RequestID [sign.IDSize]byte
 
+	// MaxDelay, when set, bounds how long after its sent time a message
+	// may be delivered by the local clock, on top of the freshness check
+	// against the stream's time. It keeps a misbehaving server from
+	// delivering old captured messages as if they were new.
+	MaxDelay time.Duration
+
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// ReplayCap bounds the replay cache (DefaultReplayCap when 0).
@@ -203,6 +209,11 @@ func (c *Checker) Check(in Input) Verdict {
 	}
 	if d := ref.Sub(env.Sent); d > c.rules.AllowSkew || d < -c.rules.AllowSkew {
 		return refuse(ReasonStale, "sent %s, %s from %s; allow_skew is %s", env.Sent.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), map[bool]string{true: "the stream's time", false: "local time"}[!in.Stored.IsZero()], c.rules.AllowSkew)
+	}
+	if !in.Stored.IsZero() && c.rules.MaxDelay > 0 {
+		if late := c.rules.Now().Sub(env.Sent); late > c.rules.MaxDelay+c.rules.AllowSkew {
+			return refuse(ReasonStale, "sent %s ago by the local clock; at most %s is accepted", late.Round(time.Millisecond), c.rules.MaxDelay+c.rules.AllowSkew)
+		}
 	}
 	if env.Kind == sign.KindReply && env.RequestID != c.rules.RequestID {
 		return refuse(ReasonWrongRequest, "reply to request %x…, not this one", env.RequestID[:8])

@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+	"github.com/remaphore/remaphore/transport"
+)
+
+// options holds the parsed command line.
+type options struct {
+	send, request, example bool
+	configPath             string
+	channel                string
+	dest                   string
+	destSet                bool
+	anyDest                bool
+	once                   bool
+	pubkey                 string
+	timeout                time.Duration
+	uuid                   string
+	verbs                  string
+	since                  time.Duration
+	logLevel               string
+	args                   []string
+}
+
+const usageText = `Usage:
+  remaphore -s [options] [message]      send a message and return once it is stored
+  remaphore -r [options] [message]      send a request and print every answer
+  remaphore [options] [script [args]]   wait for messages (and run script for each)
+  remaphore -C                          print an example config file
+
+Options:
+`
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("remaphore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nExit codes: 0 received/answered/sent, 1 timeout, 2 usage or config error, 3 NATS error, 4 script failed (-o/-u)\n")
+	}
+	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
+	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
+	fs.BoolVar(&o.example, "C", false, "Print an example config file (with a fresh key) to stdout")
+	fs.StringVar(&o.configPath, "c", config.DefaultPath, "Config `file`")
+	fs.StringVar(&o.channel, "S", transport.DefaultChannel, "NATS subject (channel) to communicate on; sender and receivers must agree")
+	fs.StringVar(&o.dest, "D", "", "Send: destination `pattern` to match (default **). Receive: destination to match for (default: the config's)")
+	fs.BoolVar(&o.anyDest, "d", false, "Receive: do not match for destination (dangerous)")
+	fs.BoolVar(&o.once, "o", false, "Receive: exit after one matching message")
+	fs.StringVar(&o.pubkey, "p", "", "Send: use this public `key` (one of [ Identities ]). Receive: only accept messages signed by it")
+	fs.DurationVar(&o.timeout, "t", 0, "Timeout for the operation (like 30s, 1h2m3s4ms); 0 = none")
+	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
+	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
+	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
+	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &exitError{code: ExitUsage, err: err, hint: "run remaphore -h for the options"}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "D" {
+			o.destSet = true
+		}
+	})
+	o.args = fs.Args()
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.send && o.request:
+		return usageErr("use -s to send and forget, or -r to wait for answers", "-s and -r cannot be used together")
+	case o.anyDest && o.destSet:
+		return usageErr("use -D NAME to match another destination, or -d to match any", "-d and -D cannot be used together")
+	case o.timeout < 0:
+		return usageErr("", "-t %s is negative", o.timeout)
+	case o.since < 0:
+		return usageErr("", "-since %s is negative", o.since)
+	case (o.send || o.request) && (o.anyDest || o.once || o.since > 0):
+		return usageErr("-d, -o and -since are receive options", "%s does not take -d, -o or -since", map[bool]string{true: "-s", false: "-r"}[o.send])
+	}
+	if err := transport.ValidateChannel(o.channel); err != nil {
+		return usageErr("", "-S: %v", err)
+	}
+	return nil
+}
+
+// Main runs remaphore with args (without the program name) and returns the
+// exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		return printError(stderr, err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return printError(stderr, usageErr("use one of debug, info, warn, error", "-log %q: not a level", o.logLevel))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if o.example {
+		key, err := sign.GenerateKey(nil)
+		if err != nil {
+			return printError(stderr, err)
+		}
+		stdout.Write(config.Example(key))
+		return ExitOK
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	r := &runner{o: o, log: log, stdout: stdout, stderr: stderr}
+	var code int
+	switch {
+	case o.send:
+		err = r.send(ctx)
+	case o.request:
+		code, err = r.request(ctx)
+	default:
+		code, err = r.receive(ctx)
+	}
+	if err != nil {
+		return printError(stderr, err)
+	}
+	return code
+}
+
+// runner holds what every mode shares.
+type runner struct {
+	o              *options
+	log            *slog.Logger
+	stdout, stderr io.Writer
+	cfg            *config.Config
+}
+
+func (r *runner) loadConfig() error {
+	cfg, err := config.Load(r.o.configPath)
+	if err != nil {
+		return err
+	}
+	r.cfg = cfg
+	return nil
+}
+
+func (r *runner) streamSpec() transport.StreamSpec {
+	c := r.cfg
+	return transport.StreamSpec{
+		Root:         c.Subject,
+		Name:         c.Stream,
+		Replicas:     c.Replicas,
+		MaxAge:       c.Retention,
+		Duplicates:   transport.DuplicateWindow(c.AllowSkew),
+		MaxConsumers: c.MaxConsumers,
+		MaxMsgSize:   int32(sign.MaxBody + 4096),
+	}
+}
+
+func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, error) {
+	c := r.cfg
+	conn, err := transport.Connect(ctx, transport.Options{
+		Servers:     c.Servers,
+		Credentials: c.Resolve(c.Credentials),
+		TLSCA:       resolveOpt(c, c.TLSCA),
+		TLSCert:     resolveOpt(c, c.TLSCert),
+		TLSKey:      resolveOpt(c, c.TLSKey),
+		Name:        "remaphore " + c.Destination,
+		Retry:       retry,
+		Logger:      r.log,
+	})
+	if err != nil {
+		if errors.Is(err, transport.ErrCredentials) {
+			return nil, &exitError{code: ExitUsage, err: err, hint: "credentials: in " + c.Path + " must name a NATS .creds file or an nkey seed file"}
+		}
+		return nil, natsErr(err)
+	}
+	return conn, nil
+}
+
+func resolveOpt(c *config.Config, p string) string {
+	if p == "" {
+		return ""
+	}
+	return c.Resolve(p)
+}
+
+// verbFilter parses -v for receivers: nil when not given.
+func (r *runner) verbFilter() (*policy.Verbs, error) {
+	if r.o.verbs == "" {
+		return nil, nil
+	}
+	v, err := policy.ParseVerbList(r.o.verbs)
+	if err != nil {
+		return nil, usageErr("write -v ping or -v deploy,status", "-v: %v", err)
+	}
+	return &v, nil
+}
+
+// sendVerb parses -v for senders: exactly one verb, default ping.
+func (r *runner) sendVerb() (string, error) {
+	if r.o.verbs == "" {
+		return policy.DefaultVerb, nil
+	}
+	if strings.Contains(r.o.verbs, ",") {
+		return "", usageErr("a receiver may match several verbs; a message carries one", "-v %q: send one verb at a time", r.o.verbs)
+	}
+	v, err := policy.NormalizeVerb(strings.TrimSpace(r.o.verbs))
+	if err != nil {
+		return "", usageErr("", "-v: %v", err)
+	}
+	return v, nil
+}
+
+// pubkeyFlag parses -p.
+func (r *runner) pubkeyFlag() (sign.PublicKey, error) {
+	if r.o.pubkey == "" {
+		return sign.PublicKey{}, nil
+	}
+	k, err := sign.ParsePublicKey(r.o.pubkey)
+	if err != nil {
+		return k, usageErr("give the base58 public key as written in the config", "-p: %v", err)
+	}
+	return k, nil
+}
+
+// timeoutExpired reports whether ctx ended by the -t deadline or a signal
+// rather than by an error.
+func timeoutExpired(ctx context.Context) bool { return ctx.Err() != nil }

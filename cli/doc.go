@@ -1,0 +1,17 @@
+// Package cli is the remaphore command: flags exactly as the user's
+// specification writes them, the choice of mode (send, request, receive,
+// print an example config), the output formats and the exit codes.
+//
+// [Main] runs one invocation and returns its exit code; cmd/remaphore only
+// calls it. Errors print as "remaphore: error: …", optionally followed by
+// "remaphore: hint: …", on stderr; stdout carries only data that scripts
+// parse (reply records, a script's own output, the example config).
+//
+// # Exit codes
+//
+//	0  received a matching message / all responders answered / sent and stored
+//	1  timeout with nothing received (for -r: some responder did not answer)
+//	2  usage or configuration error
+//	3  NATS or JetStream error
+//	4  the script failed in -o or -u mode
+package cli

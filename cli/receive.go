@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/script"
+	"github.com/remaphore/remaphore/sign"
+	"github.com/remaphore/remaphore/transport"
+)
+
+// receive waits for matching messages, runs the script for each, answers
+// requests, and returns the exit code.
+func (r *runner) receive(ctx context.Context) (int, error) {
+	o := r.o
+	once := o.once || o.uuid != "" // -u implies -o
+	verbs, err := r.verbFilter()
+	if err != nil {
+		return 0, err
+	}
+	sender, err := r.pubkeyFlag()
+	if err != nil {
+		return 0, err
+	}
+	cmd := script.Command{Argv: o.args, Stdout: r.stdout, Stderr: r.stderr}
+	if err := cmd.Lookup(); err != nil {
+		return 0, usageErr("give the path of an executable, or put it on PATH", "%v", err)
+	}
+	if err := r.loadConfig(); err != nil {
+		return 0, err
+	}
+	dest := r.cfg.Destination
+	if o.dest != "" {
+		if err := policy.ValidateName(o.dest); err != nil {
+			return 0, usageErr("a receiver's -D is a plain destination name like com.crypto.us.left", "-D: %v", err)
+		}
+		dest = o.dest
+	}
+	if !sender.IsZero() {
+		if _, ok := r.cfg.Peer(sender); !ok {
+			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
+		}
+	}
+	checker, err := policy.NewChecker(policy.Rules{
+		Root: r.cfg.Subject, Channel: o.channel, Kind: sign.KindMsg,
+		Peers: r.cfg.Peers, AllowSkew: r.cfg.AllowSkew,
+		Destination: dest, AnyDestination: o.anyDest,
+		UUID: o.uuid, Verbs: verbs, Sender: sender,
+		// A message delivered late (a reconnect, a slow script before it)
+		// is judged by when the stream stored it; this bounds how late.
+		MaxDelay: transport.DuplicateWindow(r.cfg.AllowSkew),
+	})
+	if err != nil {
+		return 0, usageErr("", "%v", err)
+	}
+	if len(r.cfg.Peers) == 0 {
+		r.log.Warn("the config has no [ Peers ]: no message can be accepted", "config", r.cfg.Path)
+	}
+
+	conn, err := r.connect(ctx, true)
+	if err != nil {
+		if ctx.Err() != nil && o.timeout > 0 {
+			return 0, natsErr(fmt.Errorf("%w (gave up after -t %s)", err, o.timeout))
+		}
+		return 0, err
+	}
+	defer conn.Close()
+	spec := r.streamSpec()
+	sub, err := conn.Subscribe(ctx, transport.SubscribeOptions{
+		Stream: spec, Subject: transport.MsgSubject(r.cfg.Subject, o.channel),
+		Since: o.since, Retry: true,
+	})
+	if err != nil {
+		return 0, natsErr(err)
+	}
+	defer sub.Close()
+	r.log.Info("ready", "channel", o.channel, "destination", dest, "any_destination", o.anyDest, "uuid", o.uuid, "verbs", o.verbs)
+
+	received := 0
+	for {
+		var d transport.Delivery
+		select {
+		case <-ctx.Done():
+			if received > 0 {
+				return ExitOK, nil
+			}
+			r.log.Info("timeout, nothing received")
+			return ExitTimeout, nil
+		case d = <-sub.C:
+		}
+		v := checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
+		if !v.Accepted() {
+			r.logRefusal(v, d)
+			continue
+		}
+		received++
+		env := v.Env
+		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "request", env.Request)
+		code := 0
+		if len(cmd.Argv) > 0 || env.Request {
+			var err error
+			code, err = r.handle(ctx, conn, cmd, env, v.Peer, dest)
+			if err != nil {
+				return 0, err
+			}
+		}
+		if once {
+			if code != 0 {
+				fmt.Fprintf(r.stderr, "remaphore: script %s exited %d\n", cmd.Argv[0], code)
+				return ExitScript, nil
+			}
+			return ExitOK, nil
+		}
+	}
+}
+
+func (r *runner) logRefusal(v policy.Verdict, d transport.Delivery) {
+	attrs := []any{"reason", v.Reason.String(), "detail", v.Detail, "seq", d.Seq}
+	if v.Env != nil {
+		attrs = append(attrs, "id", v.Env.ID, "sender", v.Env.Sender.String(), "verb", v.Env.Verb)
+	}
+	if v.Reason.IsFilter() {
+		r.log.Debug("not for this receiver", attrs...)
+		return
+	}
+	r.log.Warn("rejected message", attrs...)
+}
+
+// handle runs the script for an accepted message and, for a request, sends
+// the signed reply. It returns the script's exit code (-1 when it could
+// not run).
+func (r *runner) handle(ctx context.Context, conn *transport.Conn, cmd script.Command, env *sign.Envelope, from policy.Peer, dest string) (int, error) {
+	call := script.Call{Verb: env.Verb, Payload: env.Payload, Capture: env.Request, Env: []string{
+		"REMAPHORE_SENDER=" + env.Sender.String(),
+		"REMAPHORE_VERB=" + env.Verb,
+		"REMAPHORE_TIME=" + strconv.FormatInt(env.Sent.Unix(), 10),
+		"REMAPHORE_UUID=" + env.UUID,
+		"REMAPHORE_MSG=" + string(env.Payload),
+	}}
+	if !r.o.anyDest {
+		call.Env = append(call.Env, "REMAPHORE_DESTMATCH="+dest, "REMOPHORE_DESTMATCH="+dest)
+	}
+	res := script.Result{}
+	if len(cmd.Argv) > 0 {
+		var err error
+		res, err = cmd.Run(ctx, call)
+		if err != nil {
+			r.log.Warn("script failed", "err", err)
+			if res.ExitCode == 0 {
+				res.ExitCode = -1
+			}
+		}
+	}
+	if env.Request {
+		if err := r.reply(ctx, conn, env, from, dest, res); err != nil {
+			return 0, err
+		}
+	}
+	return res.ExitCode, nil
+}
+
+// reply signs the script's result with this node's identity and stores it
+// on the request's reply subject.
+func (r *runner) reply(ctx context.Context, conn *transport.Conn, req *sign.Envelope, from policy.Peer, dest string, res script.Result) error {
+	id, ok := r.replyIdentity()
+	if !ok {
+		r.log.Warn("cannot answer a request: the config has no [ Identities ] to sign with", "request", req.ID)
+		return nil
+	}
+	reqID, _ := sign.ParseID(req.ID)
+	m := &sign.Message{
+		Kind: sign.KindReply, Root: req.Root, Channel: req.Channel,
+		Dest: from.Dest, Verb: req.Verb, UUID: req.UUID, Sent: time.Now(),
+		Payload: res.Output, RequestID: reqID, ResponderDest: dest, ExitCode: int32(res.ExitCode),
+	}
+	env, err := sign.Seal(m, id.Key)
+	if err != nil {
+		return fmt.Errorf("sign reply: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultSendTimeout)
+	defer cancel()
+	if _, err := conn.Publish(pctx, r.streamSpec(), transport.ReplySubject(req.Root, req.ID), env.Body(), env.ID); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			r.log.Warn("reply not stored in time", "request", req.ID, "err", err)
+			return nil
+		}
+		r.log.Warn("reply not sent", "request", req.ID, "err", err)
+		return nil
+	}
+	r.log.Info("replied", "request", req.ID, "exit_code", res.ExitCode, "bytes", len(res.Output), "truncated", res.Truncated)
+	return nil
+}
+
+// replyIdentity is the key replies are signed with: default_identity, or
+// the first identity.
+func (r *runner) replyIdentity() (policy.Identity, bool) {
+	if !r.cfg.DefaultIdentity.IsZero() {
+		if id, ok := r.cfg.Identity(r.cfg.DefaultIdentity); ok {
+			return id, true
+		}
+	}
+	if len(r.cfg.Identities) > 0 {
+		return r.cfg.Identities[0], true
+	}
+	return policy.Identity{}, false
+}
