@@ -21,4 +21,7 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 )
 
-tool github.com/nats-io/nats-server/v2
+tool (
+	github.com/nats-io/nats-server/v2
+	github.com/nats-io/nkeys/nk
+)
