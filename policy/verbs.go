@@ -54,6 +54,9 @@ func NormalizeVerb(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%w: empty verb (write a name like ping, or * for every verb)", ErrBadVerb)
 	}
+	// Lower-case first: lower-casing can lengthen a string (Ⱥ → ⱥ), and
+	// the limit applies to what goes on the wire.
+	s = strings.ToLower(s)
 	if len(s) > sign.MaxVerb {
 		return "", fmt.Errorf("%w: verb %.16q… is %d bytes, limit %d", ErrBadVerb, s, len(s), sign.MaxVerb)
 	}
@@ -62,7 +65,7 @@ func NormalizeVerb(s string) (string, error) {
 			return "", fmt.Errorf("%w: verb %q holds %q (spaces, control characters, commas, brackets, * and # are not allowed)", ErrBadVerb, s, r)
 		}
 	}
-	return strings.ToLower(s), nil
+	return s, nil
 }
 
 // All reports whether v allows every verb.

@@ -59,8 +59,12 @@ func ParsePublicKey(s string) (PublicKey, error) {
 // Its String form never shows the key; use [PrivateKey.Base58] or
 // [PrivateKey.NKeySeed] to write it out on purpose.
 type PrivateKey struct {
-	pub  PublicKey
-	priv ed25519.PrivateKey
+	pub PublicKey
+	// priv returns the key. It is a func rather than the key itself because
+	// fmt reads unexported fields by reflection without calling String (%d,
+	// or a PrivateKey in an unexported struct field), and a func is the one
+	// kind it prints as an address at every depth and with every verb.
+	priv func() ed25519.PrivateKey
 }
 
 // Public returns the public half.
@@ -77,11 +81,16 @@ func (k PrivateKey) String() string { return "PrivateKey(" + k.pub.String() + ",
 func (k PrivateKey) GoString() string { return k.String() }
 
 // Base58 returns the configuration form: base58 of seed followed by public key.
-func (k PrivateKey) Base58() string { return base58.Encode(k.priv) }
+func (k PrivateKey) Base58() string {
+	if k.priv == nil {
+		return ""
+	}
+	return base58.Encode(k.priv())
+}
 
 // NKeySeed returns the nkeys user seed form ("SU…").
 func (k PrivateKey) NKeySeed() string {
-	b, err := nkeys.EncodeSeed(nkeys.PrefixByteUser, k.priv.Seed())
+	b, err := nkeys.EncodeSeed(nkeys.PrefixByteUser, k.priv().Seed())
 	if err != nil {
 		panic(err)
 	}
@@ -91,11 +100,11 @@ func (k PrivateKey) NKeySeed() string {
 // KeyPair returns the key as an nkeys KeyPair (for NATS user authentication
 // with the same key, for example).
 func (k PrivateKey) KeyPair() (nkeys.KeyPair, error) {
-	return nkeys.FromRawSeed(nkeys.PrefixByteUser, k.priv.Seed())
+	return nkeys.FromRawSeed(nkeys.PrefixByteUser, k.priv().Seed())
 }
 
 // Sign signs data with ed25519.
-func (k PrivateKey) Sign(data []byte) []byte { return ed25519.Sign(k.priv, data) }
+func (k PrivateKey) Sign(data []byte) []byte { return ed25519.Sign(k.priv(), data) }
 
 // ParsePrivateKey reads a private key in base58 (64 bytes: seed then public
 // key) or nkeys user seed form ("SU…"). For the base58 form the public half
@@ -135,7 +144,7 @@ func fromSeed(seed []byte) (PrivateKey, error) {
 	// ed25519's, done once here rather than on every signature.
 	priv := ed25519.NewKeyFromSeed(seed)
 	var k PrivateKey
-	k.priv = priv
+	k.priv = func() ed25519.PrivateKey { return priv }
 	copy(k.pub[:], priv[ed25519.SeedSize:])
 	return k, nil
 }
@@ -169,8 +178,13 @@ func Verify(pub PublicKey, data, sig []byte) bool {
 	return len(sig) == ed25519.SignatureSize && ed25519.Verify(pub[:], data, sig)
 }
 
+// abbrev shows the start of a key string in an error, but never of one
+// long enough to be a private key pasted in the wrong place.
 func abbrev(s string) string {
-	if len(s) > 12 {
+	switch {
+	case len(s) > 56:
+		return fmt.Sprintf("(a %d-character string, too long for a public key)", len(s))
+	case len(s) > 12:
 		return s[:8] + "…"
 	}
 	return s
