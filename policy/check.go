@@ -89,6 +89,11 @@ type Rules struct {
 	Verbs  *Verbs         // -v; nil = any verb
 	Sender sign.PublicKey // -p
 
+	// Audit checks messages and replies alike (Kind is ignored) for the
+	// auditor: every security rule applies, the receiver filters do not
+	// (destination, -u, -v, -p), and replies are not bound to a request.
+	Audit bool
+
 	// RequestID binds replies to one request (Kind == KindReply).
 	RequestID [sign.IDSize]byte
 
@@ -146,7 +151,10 @@ type Checker struct {
 
 // NewChecker validates rules and returns a Checker.
 func NewChecker(r Rules) (*Checker, error) {
-	if r.Kind != sign.KindMsg && r.Kind != sign.KindReply {
+	if r.Audit {
+		r.Kind, r.AnyDestination = 0, true
+		r.UUID, r.Verbs, r.Sender = "", nil, sign.PublicKey{}
+	} else if r.Kind != sign.KindMsg && r.Kind != sign.KindReply {
 		return nil, fmt.Errorf("policy: rules need a kind (msg or reply)")
 	}
 	if r.AllowSkew <= 0 {
@@ -190,7 +198,7 @@ func (c *Checker) Check(in Input) Verdict {
 	if env.Root != c.rules.Root || env.Channel != c.rules.Channel {
 		return refuse(ReasonWrongChannel, "signed for %s/%s, received on %s/%s", env.Root, env.Channel, c.rules.Root, c.rules.Channel)
 	}
-	if env.Kind != c.rules.Kind {
+	if !c.rules.Audit && env.Kind != c.rules.Kind {
 		return refuse(ReasonWrongKind, "a %s where a %s was expected", env.Kind, c.rules.Kind)
 	}
 	peer, ok := c.peers[env.Sender]
@@ -215,7 +223,7 @@ func (c *Checker) Check(in Input) Verdict {
 			return refuse(ReasonStale, "sent %s ago by the local clock; at most %s is accepted", late.Round(time.Millisecond), c.rules.MaxDelay+c.rules.AllowSkew)
 		}
 	}
-	if env.Kind == sign.KindReply && env.RequestID != c.rules.RequestID {
+	if env.Kind == sign.KindReply && !c.rules.Audit && env.RequestID != c.rules.RequestID {
 		return refuse(ReasonWrongRequest, "reply to request %x…, not this one", env.RequestID[:8])
 	}
 	var id [sign.IDSize]byte

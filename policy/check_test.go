@@ -290,3 +290,23 @@ func TestReason_Names(t *testing.T) {
 		}
 	}
 }
+
+func TestCheck_AuditMode(t *testing.T) {
+	f := newFixture(t)
+	f.rules.Audit = true
+	f.rules.Destination = ""
+	f.rules.UUID = "ignored-in-audit"
+	c := f.checker(t)
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Dest = "org.elsewhere" }), f.alice)); !v.Accepted() {
+		t.Fatalf("message: %v", v.Error())
+	}
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Kind = sign.KindReply; m.RequestID[0] = 7 }), f.bob)); !v.Accepted() {
+		t.Fatalf("reply: %v", v.Error())
+	}
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Verb = "deploy" }), f.bob)); v.Reason != ReasonVerbNotAllowed {
+		t.Fatalf("security rules still apply: %v", v.Error())
+	}
+	if v := c.Check(seal(t, msg(), f.mallory)); v.Reason != ReasonUnknownSender {
+		t.Fatalf("unknown sender: %v", v.Error())
+	}
+}
