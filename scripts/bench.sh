@@ -57,6 +57,7 @@ END {
 	row("remaphore -s vs nats pub --jetstream", "BenchmarkSend/remaphore", "BenchmarkSend/natscli", "<= 0.4", "ms")
 	row("send to exit of waiting receiver vs minimal pub + ordered-consumer waiter", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/minimal", "<= 1.3", "ms")
 	row("send to exit of waiting receiver vs nats pub + nats sub --count 1", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/natscli", "<= 0.6", "ms")
+	row("request to 50 responders until all replied vs nats req --replies 50 + 50 nats reply --command", "BenchmarkRequest/remaphore", "BenchmarkRequest/natscli", "<= 1.5", "ms")
 	row("Seal, 64 B payload vs bare ed25519 sign", "BenchmarkSeal/64B", "BenchmarkBareEd25519Sign/64B", "<= 1.2", "us")
 	row("Open, 64 B payload vs bare ed25519 verify", "BenchmarkOpen/64B", "BenchmarkBareEd25519Verify/64B", "<= 1.2", "us")
 	row("Seal, 4 KiB payload vs bare ed25519 sign", "BenchmarkSeal/4KiB", "BenchmarkBareEd25519Sign/4KiB", "<= 1.2", "us")
