@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -168,45 +169,22 @@ func (r *runner) loadConfig() error {
 	return nil
 }
 
-func (r *runner) streamSpec() transport.StreamSpec {
-	c := r.cfg
-	return transport.StreamSpec{
-		Root:         c.Subject,
-		Name:         c.Stream,
-		Replicas:     c.Replicas,
-		MaxAge:       c.Retention,
-		Duplicates:   transport.DuplicateWindow(c.AllowSkew),
-		MaxConsumers: c.MaxConsumers,
-		MaxMsgSize:   int32(sign.MaxBody + 4096),
-	}
-}
+func (r *runner) streamSpec() transport.StreamSpec { return client.StreamSpec(r.cfg) }
 
+// connect dials the config's servers; retry keeps trying until ctx is done.
 func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, error) {
-	c := r.cfg
-	conn, err := transport.Connect(ctx, transport.Options{
-		Servers:     c.Servers,
-		Credentials: c.Resolve(c.Credentials),
-		TLSCA:       resolveOpt(c, c.TLSCA),
-		TLSCert:     resolveOpt(c, c.TLSCert),
-		TLSKey:      resolveOpt(c, c.TLSKey),
-		Name:        "remaphore " + c.Destination,
-		Retry:       retry,
-		Logger:      r.log,
-	})
+	conn, err := client.Dial(ctx, r.cfg, retry, r.log)
 	if err != nil {
-		if errors.Is(err, transport.ErrCredentials) {
-			return nil, &exitError{code: ExitUsage, err: err, hint: "credentials: in " + c.Path + " must name a NATS .creds file or an nkey seed file"}
-		}
-		return nil, natsErr(err)
+		return nil, r.dialErr(err)
 	}
 	return conn, nil
 }
 
-func resolveOpt(c *config.Config, p string) string {
-	if p == "" {
-		return ""
+func (r *runner) dialErr(err error) error {
+	if client.IsCredentialsError(err) {
+		return &exitError{code: ExitUsage, err: err, hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
 	}
-	return c.Resolve(p)
+	return natsErr(err)
 }
 
 // verbFilter parses -v for receivers: nil when not given.
@@ -248,6 +226,3 @@ func (r *runner) pubkeyFlag() (sign.PublicKey, error) {
 	return k, nil
 }
 
-// timeoutExpired reports whether ctx ended by the -t deadline or a signal
-// rather than by an error.
-func timeoutExpired(ctx context.Context) bool { return ctx.Err() != nil }

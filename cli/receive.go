@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/script"
 	"github.com/remaphore/remaphore/sign"
@@ -45,64 +46,42 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
 		}
 	}
-	checker, err := policy.NewChecker(policy.Rules{
-		Root: r.cfg.Subject, Channel: o.channel, Kind: sign.KindMsg,
-		Peers: r.cfg.Peers, AllowSkew: r.cfg.AllowSkew,
-		Destination: dest, AnyDestination: o.anyDest,
-		UUID: o.uuid, Verbs: verbs, Sender: sender,
-		// A message delivered late (a reconnect, a slow script before it)
-		// is judged by when the stream stored it; this bounds how late.
-		MaxDelay: transport.DuplicateWindow(r.cfg.AllowSkew),
-	})
-	if err != nil {
+	ro := client.ReceiverOptions{
+		Config: r.cfg, Channel: o.channel, Since: o.since, Logger: r.log,
+		Filters: policy.Rules{Destination: dest, AnyDestination: o.anyDest, UUID: o.uuid, Verbs: verbs, Sender: sender},
+	}
+	if _, _, err := client.NewChecker(ro); err != nil {
 		return 0, usageErr("", "%v", err)
 	}
 	if len(r.cfg.Peers) == 0 {
 		r.log.Warn("the config has no [ Peers ]: no message can be accepted", "config", r.cfg.Path)
 	}
-
-	conn, err := r.connect(ctx, true)
+	rcv, err := client.StartReceiver(ctx, ro)
 	if err != nil {
-		if ctx.Err() != nil && o.timeout > 0 {
-			return 0, natsErr(fmt.Errorf("%w (gave up after -t %s)", err, o.timeout))
+		if o.timeout > 0 && ctx.Err() != nil {
+			err = fmt.Errorf("%w (gave up when -t %s ran out)", err, o.timeout)
 		}
-		return 0, err
+		return 0, r.dialErr(err)
 	}
-	defer conn.Close()
-	spec := r.streamSpec()
-	sub, err := conn.Subscribe(ctx, transport.SubscribeOptions{
-		Stream: spec, Subject: transport.MsgSubject(r.cfg.Subject, o.channel),
-		Since: o.since, Retry: true,
-	})
-	if err != nil {
-		return 0, natsErr(err)
-	}
-	defer sub.Close()
+	defer rcv.Close()
+	conn := rcv.Conn()
 	r.log.Info("ready", "channel", o.channel, "destination", dest, "any_destination", o.anyDest, "uuid", o.uuid, "verbs", o.verbs)
 
 	received := 0
 	for {
-		var d transport.Delivery
-		select {
-		case <-ctx.Done():
+		v, d, err := rcv.Next(ctx)
+		if err != nil {
 			if received > 0 {
 				return ExitOK, nil
 			}
 			r.log.Info("timeout, nothing received")
 			return ExitTimeout, nil
-		case d = <-sub.C:
-		}
-		v := checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
-		if !v.Accepted() {
-			r.logRefusal(v, d)
-			continue
 		}
 		received++
 		env := v.Env
 		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "request", env.Request)
 		code := 0
 		if len(cmd.Argv) > 0 || env.Request {
-			var err error
 			code, err = r.handle(ctx, conn, cmd, env, v.Peer, dest)
 			if err != nil {
 				return 0, err
@@ -116,18 +95,6 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return ExitOK, nil
 		}
 	}
-}
-
-func (r *runner) logRefusal(v policy.Verdict, d transport.Delivery) {
-	attrs := []any{"reason", v.Reason.String(), "detail", v.Detail, "seq", d.Seq}
-	if v.Env != nil {
-		attrs = append(attrs, "id", v.Env.ID, "sender", v.Env.Sender.String(), "verb", v.Env.Verb)
-	}
-	if v.Reason.IsFilter() {
-		r.log.Debug("not for this receiver", attrs...)
-		return
-	}
-	r.log.Warn("rejected message", attrs...)
 }
 
 // handle runs the script for an accepted message and, for a request, sends

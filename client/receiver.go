@@ -1,0 +1,137 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+	"github.com/remaphore/remaphore/transport"
+)
+
+// ReceiverOptions configure a Receiver.
+type ReceiverOptions struct {
+	Config  *config.Config
+	Channel string
+	// Filters holds the receiver's own filters: Destination (default: the
+	// config's), AnyDestination, UUID, Verbs, Sender. The security rules
+	// (root, channel, peers, skew) come from Config.
+	Filters policy.Rules
+	// Since starts that far back (late joiners); see transport.
+	Since time.Duration
+	// Conn, when set, is used instead of dialing (and not closed by Close).
+	Conn   *transport.Conn
+	Logger *slog.Logger
+}
+
+// Receiver is one live listener.
+type Receiver struct {
+	conn    *transport.Conn
+	ownConn bool
+	sub     *transport.Subscription
+	checker *policy.Checker
+	log     *slog.Logger
+	dest    string
+}
+
+// NewChecker builds the policy checker a receiver with o applies.
+func NewChecker(o ReceiverOptions) (*policy.Checker, string, error) {
+	c := o.Config
+	r := o.Filters
+	r.Root, r.Channel, r.Kind = c.Subject, o.Channel, sign.KindMsg
+	r.Peers, r.AllowSkew = c.Peers, c.AllowSkew
+	// A message delivered late (a reconnect, a slow script before it) is
+	// judged by when the stream stored it; this bounds how late.
+	r.MaxDelay = transport.DuplicateWindow(c.AllowSkew)
+	if r.Destination == "" && !r.AnyDestination {
+		r.Destination = c.Destination
+	}
+	ch, err := policy.NewChecker(r)
+	return ch, r.Destination, err
+}
+
+// StartReceiver connects (retrying until ctx is done), creates the live
+// consumer, and returns once the receiver is ready: every message stored
+// from now on reaches Next.
+func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	checker, dest, err := NewChecker(o)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{conn: o.Conn, checker: checker, log: log, dest: dest}
+	if r.conn == nil {
+		if r.conn, err = Dial(ctx, o.Config, true, log); err != nil {
+			return nil, err
+		}
+		r.ownConn = true
+	}
+	r.sub, err = r.conn.Subscribe(ctx, transport.SubscribeOptions{
+		Stream:  StreamSpec(o.Config),
+		Subject: transport.MsgSubject(o.Config.Subject, o.Channel),
+		Since:   o.Since,
+		Retry:   true,
+	})
+	if err != nil {
+		if r.ownConn {
+			r.conn.Close()
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// Destination is the name this receiver matches patterns against.
+func (r *Receiver) Destination() string { return r.dest }
+
+// Conn is the receiver's connection (a responder publishes replies on it).
+func (r *Receiver) Conn() *transport.Conn { return r.conn }
+
+// Next returns the next accepted message, logging every refusal with its
+// reason (security refusals at warn, filters at debug). It returns ctx's
+// error when ctx ends first.
+func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery, error) {
+	for {
+		var d transport.Delivery
+		select {
+		case <-ctx.Done():
+			return policy.Verdict{}, d, ctx.Err()
+		case d = <-r.sub.C:
+		}
+		v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
+		if v.Accepted() {
+			return v, d, nil
+		}
+		r.logRefusal(v, d)
+	}
+}
+
+func (r *Receiver) logRefusal(v policy.Verdict, d transport.Delivery) {
+	attrs := []any{"reason", v.Reason.String(), "detail", v.Detail, "seq", d.Seq}
+	if v.Env != nil {
+		attrs = append(attrs, "id", v.Env.ID, "sender", v.Env.Sender.String(), "verb", v.Env.Verb)
+	}
+	if v.Reason.IsFilter() {
+		r.log.Debug("not for this receiver", attrs...)
+		return
+	}
+	r.log.Warn("rejected message", attrs...)
+}
+
+// Close deletes the consumer and closes the connection if the receiver
+// dialed it.
+func (r *Receiver) Close() {
+	r.sub.Close()
+	if r.ownConn {
+		r.conn.Close()
+	}
+}
+
+// String describes the receiver for logs.
+func (r *Receiver) String() string { return fmt.Sprintf("receiver(%s)", r.dest) }
