@@ -104,7 +104,9 @@ func (e *Envelope) Verify() error {
 // MessageID returns the id of signed bytes: lowercase hex SHA-256.
 func MessageID(signed []byte) string {
 	sum := sha256.Sum256(signed)
-	return hex.EncodeToString(sum[:])
+	var h [2 * IDSize]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // ParseID reads a message id in its hex form.
@@ -275,14 +277,13 @@ func Decode(body []byte) (*Envelope, error) {
 		}
 	}
 	copy(m.Nonce[:], r.take("nonce", NonceSize))
+	var payload []byte // aliases body until copied below
 	if l := r.take("payload length", 4); l != nil {
 		pl := binary.BigEndian.Uint32(l)
 		if pl > MaxPayload && r.err == nil {
 			r.err = fmt.Errorf("%w: payload too long (%d > %d bytes)", ErrTooLarge, pl, MaxPayload)
 		}
-		if p := r.take("payload", int(min(pl, MaxPayload+1))); p != nil {
-			m.Payload = append([]byte{}, p...)
-		}
+		payload = r.take("payload", int(min(pl, MaxPayload+1)))
 	}
 	if m.Kind == KindReply {
 		copy(m.RequestID[:], r.take("request id", IDSize))
@@ -297,7 +298,14 @@ func Decode(body []byte) (*Envelope, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes after the last field", ErrMalformed, len(r.b))
 	}
-	e.Signed = append([]byte{}, signed...)
+	// One allocation holds copies of the signed bytes and the payload, in
+	// two disjoint, capacity-capped slices: neither aliases body nor the
+	// other.
+	buf := make([]byte, len(signed)+len(payload))
+	e.Signed = buf[:n:n]
+	copy(e.Signed, signed)
+	m.Payload = buf[n:]
+	copy(m.Payload, payload)
 	copy(e.Signature[:], sig)
 	e.ID = MessageID(e.Signed)
 	return e, nil
@@ -324,13 +332,18 @@ func (r *reader) take(name string, n int) []byte {
 }
 
 func (r *reader) str8(name string, max int) string {
-	l := r.take(name+" length", 1)
-	if l == nil {
+	if r.err != nil {
 		return ""
 	}
-	if int(l[0]) > max {
-		r.err = fmt.Errorf("%w: %s too long (%d > %d bytes)", ErrTooLarge, name, l[0], max)
+	if len(r.b) == 0 { // as take(name+" length", 1), without building the name
+		r.err = fmt.Errorf("%w: truncated at %s length (need 1 bytes, 0 left)", ErrMalformed, name)
 		return ""
 	}
-	return string(r.take(name, int(l[0])))
+	l := r.b[0]
+	r.b = r.b[1:]
+	if int(l) > max {
+		r.err = fmt.Errorf("%w: %s too long (%d > %d bytes)", ErrTooLarge, name, l, max)
+		return ""
+	}
+	return string(r.take(name, int(l)))
 }
