@@ -24,8 +24,17 @@ type segment struct {
 // AnyDestination is the default pattern: it reaches every node.
 const AnyDestination = "**"
 
-// ParsePattern validates and parses a destination pattern.
+// ParsePattern validates and parses a destination pattern. On error it
+// returns the zero Pattern, which matches nothing.
 func ParsePattern(s string) (Pattern, error) {
+	p, err := parsePattern(s)
+	if err != nil {
+		return Pattern{}, err
+	}
+	return p, nil
+}
+
+func parsePattern(s string) (Pattern, error) {
 	p := Pattern{src: s}
 	if s == "" {
 		return p, fmt.Errorf("%w: empty destination pattern (use ** for every node)", ErrBadPattern)
@@ -74,15 +83,15 @@ func MustPattern(s string) Pattern {
 func (p Pattern) String() string { return p.src }
 
 // Match reports whether the destination name matches p. The zero Pattern
-// matches nothing, and neither does a name with an empty segment.
+// matches nothing, and no name that ValidateName refuses is matched.
 func (p Pattern) Match(name string) bool {
 	if p.src == "" {
 		return false
 	}
 	parts := strings.Split(name, ".")
 	for _, part := range parts {
-		if part == "" {
-			return false
+		if part == "" || strings.Contains(part, "*") || checkChars(part) != nil {
+			return false // not a valid destination name
 		}
 	}
 	if len(parts) < len(p.segs) {
