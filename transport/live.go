@@ -113,38 +113,12 @@ func (s *Subscription) start(ctx context.Context) error {
 		return err
 	}
 	s.next = s.opts.StartSeq
-	if s.next == 0 {
-		last := st.CachedInfo().State.LastSeq
-		s.next = last + 1
-		if s.opts.Since > 0 {
-			seq, err := seqSince(ctx, st, time.Now().Add(-s.opts.Since))
-			if err != nil {
-				return err
-			}
-			s.next = min(seq, s.next)
-		}
+	if s.next == 0 && s.opts.Since <= 0 {
+		s.next = st.CachedInfo().State.LastSeq + 1
 	}
+	// With Since, the first consumer starts by time; s.next stays 0 until
+	// the first delivery fixes it.
 	return s.consume(ctx)
-}
-
-// seqSince finds the first stream sequence stored at or after t.
-func seqSince(ctx context.Context, st jetstream.Stream, t time.Time) (uint64, error) {
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t, HeadersOnly: true})
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-			return st.CachedInfo().State.LastSeq + 1, nil
-		}
-		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
-	}
-	md, err := msg.Metadata()
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrJetStream, err)
-	}
-	return md.Sequence.Stream, nil
 }
 
 // consume creates a consumer starting at s.next and starts pulling.
@@ -160,6 +134,10 @@ func (s *Subscription) consume(ctx context.Context) error {
 		InactiveThreshold: s.opts.InactiveThreshold,
 		MemoryStorage:     true,
 		Replicas:          1,
+	}
+	if next == 0 { // -since, before anything was delivered
+		t := time.Now().Add(-s.opts.Since)
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &t
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

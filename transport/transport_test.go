@@ -252,3 +252,26 @@ func TestSubscribe_FailoverInCluster(t *testing.T) {
 		t.Fatalf("status %v", rc.NATS().Status())
 	}
 }
+
+func TestSubscribe_SinceDeliversRecentPast(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	subj := MsgSubject("remaphore", DefaultChannel)
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("recent"), "id-recent"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: subj, Since: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if d, ok := recv(t, sub, 5*time.Second); !ok || string(d.Body) != "recent" {
+		t.Fatalf("got %q, %v", d.Body, ok)
+	}
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("new"), "id-new"); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := recv(t, sub, 5*time.Second); !ok || string(d.Body) != "new" {
+		t.Fatalf("got %q, %v", d.Body, ok)
+	}
+}
