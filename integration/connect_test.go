@@ -1,0 +1,193 @@
+package integration
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remaphore/remaphore/internal/natstest"
+	"github.com/remaphore/remaphore/transport"
+)
+
+// A receiver connected to server 1 of a 3-node cluster keeps receiving
+// after server 1 stops; the sender only knows servers 2 and 3.
+func TestClusterFailover(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	dir := t.TempDir()
+	sender := newNode(t, "com.test.sender")
+	recv := newNode(t, "com.test.recv")
+	recvCfg := writeConf(t, dir, "recv", conf{
+		servers: c.URLs(), creds: c.User.SeedFile, dest: recv.dest, replicas: 3,
+		identities: []identity{{key: recv.key, verbs: "ping"}},
+		peers:      []peer{peerOf(sender, "ping")},
+	})
+	sendCfg := writeConf(t, dir, "send", conf{
+		servers: c.URLs()[1:], creds: c.User.SeedFile, dest: sender.dest, replicas: 3,
+		identities: []identity{{key: sender.key, verbs: "ping"}},
+	})
+
+	r := start(t, "receiver", "-c", recvCfg, "-o", "-t", "40s", "-log", "info")
+	r.waitReady(t)
+	cl := dial(t, c, c.URLs()[1])
+	st, err := cl.js.Stream(ctxFor(t, 10*time.Second), transport.StreamName(root))
+	if err != nil {
+		t.Fatalf("the receiver did not create the stream: %v", err)
+	}
+	if n := st.CachedInfo().Config.Replicas; n != 3 {
+		t.Fatalf("stream %s has %d replicas, want 3 (config replicas: 3)", st.CachedInfo().Config.Name, n)
+	}
+	if n := c.Servers[0].NumClients(); n != 1 {
+		t.Fatalf("server 1 has %d clients, want 1 (the receiver, which lists it first)", n)
+	}
+
+	c.Stop(0)
+	// While the cluster elects new leaders a send may fail with a NATS
+	// error (exit 3); it must succeed once the cluster has settled.
+	var s *proc
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		s = run(t, "sender", "-c", sendCfg, "-s", "-t", "5s", "after failover")
+		if s.code != exitNATS || time.Now().After(deadline) {
+			break
+		}
+		t.Logf("send attempt %d after the stop: exit %d: %s", attempt, s.code, strings.TrimSpace(s.stderr.String()))
+		time.Sleep(250 * time.Millisecond)
+	}
+	expectCode(t, s, s.code, exitOK)
+	if expectCode(t, r, r.wait(t, 45*time.Second), exitOK) {
+		expectStderr(t, r, "msg=accepted")
+	}
+}
+
+// A sender (or requester) whose server is down, or accepts connections
+// and never answers, fails with exit 3 within 5 s and names the server; a
+// down server before a working one is skipped.
+func TestSenderServerDown(t *testing.T) {
+	dir := t.TempDir()
+	user := natstest.NewUser(t, dir)
+	sender := newNode(t, "com.test.sender")
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	silentURL := "nats://" + silent.Addr().String()
+	for _, tc := range []struct {
+		name   string
+		server string
+		mode   string
+	}{
+		{"down-send", "nats://127.0.0.1:1", "-s"},
+		{"down-request", "nats://127.0.0.1:1", "-r"},
+		{"silent-send", silentURL, "-s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := writeConf(t, t.TempDir(), "send", conf{
+				servers: []string{tc.server}, creds: user.SeedFile, dest: sender.dest,
+				identities: []identity{{key: sender.key, verbs: "ping"}},
+				peers:      []peer{{dest: "com.test.r1", key: sender.pub(), verbs: "ping"}},
+			})
+			s := run(t, "sender", "-c", cfg, tc.mode, "hello")
+			if expectCode(t, s, s.code, exitNATS) {
+				if s.elapsed > 5*time.Second {
+					t.Errorf("sender: took %v to fail, want < 5s", s.elapsed)
+				}
+				expectStderr(t, s, strings.TrimPrefix(tc.server, "nats://"))
+				if n := len(errorLines(s.stderr.String())); n != 1 {
+					t.Errorf("sender: %d \"remaphore: error:\" lines, want 1\n%s", n, s.describe())
+				}
+			}
+		})
+	}
+	t.Run("down-then-up", func(t *testing.T) {
+		c := natstest.Start(t)
+		cfg := writeConf(t, t.TempDir(), "send", conf{
+			servers: []string{"nats://127.0.0.1:1", c.URLs()[0]}, creds: c.User.SeedFile, dest: sender.dest,
+			identities: []identity{{key: sender.key, verbs: "ping"}},
+		})
+		s := run(t, "sender", "-c", cfg, "-s", "hello")
+		expectCode(t, s, s.code, exitOK)
+	})
+}
+
+// Usage errors exit 2 with one "remaphore: error:" line, before any
+// connection attempt.
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	user := natstest.NewUser(t, dir)
+	self := newNode(t, "com.test.self")
+	stranger := newNode(t, "com.test.stranger")
+	cfg := writeConf(t, dir, "self", conf{
+		servers: []string{"nats://127.0.0.1:1"}, creds: user.SeedFile, dest: self.dest,
+		identities: []identity{{key: self.key, verbs: "ping"}},
+		peers:      []peer{peerOf(stranger, "ping")},
+	})
+	missing := filepath.Join(dir, "missing.conf")
+	// A config with private keys that others may read is refused.
+	openCfg := filepath.Join(dir, "open.conf")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(openCfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openCfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string // in the error line
+	}{
+		{"send-and-request", []string{"-c", cfg, "-s", "-r"}, "-s and -r"},
+		{"any-and-named-destination", []string{"-c", cfg, "-d", "-D", "com.test.x", "-t", "1s"}, "-d and -D"},
+		{"bad-duration", []string{"-c", cfg, "-t", "soon"}, "-t"},
+		{"send-unknown-identity", []string{"-c", cfg, "-s", "-p", stranger.pub().String()}, stranger.pub().String()},
+		{"send-bad-pattern", []string{"-c", cfg, "-s", "-D", "com.**.x"}, "-D"},
+		{"request-bad-pattern", []string{"-c", cfg, "-r", "-D", "com.**.x"}, "-D"},
+		{"missing-config-send", []string{"-c", missing, "-s"}, missing},
+		{"missing-config-receive", []string{"-c", missing, "-t", "1s"}, missing},
+		{"unknown-flag", []string{"-c", cfg, "-x"}, "-x"},
+		{"send-with-once", []string{"-c", cfg, "-s", "-o"}, "-o"},
+		{"send-two-verbs", []string{"-c", cfg, "-s", "-v", "a,b"}, "-v"},
+		{"bad-channel", []string{"-c", cfg, "-S", "a.b", "-t", "1s"}, "-S"},
+		{"bad-log-level", []string{"-c", cfg, "-log", "loud", "-t", "1s"}, "-log"},
+		{"receive-bad-name", []string{"-c", cfg, "-D", "com.*.x", "-t", "1s"}, "-D"},
+		{"receive-bad-key", []string{"-c", cfg, "-p", "not-a-key", "-t", "1s"}, "-p"},
+		{"missing-script", []string{"-c", cfg, "-t", "1s", filepath.Join(dir, "no-such-script")}, "no-such-script"},
+		{"request-nobody-to-wait-for", []string{"-c", cfg, "-r", "-D", "com.nobody.**"}, "com.nobody.**"},
+		{"config-open-to-others", []string{"-c", openCfg, "-s"}, openCfg},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := run(t, "remaphore", tc.args...)
+			if !expectCode(t, p, p.code, exitUsage) {
+				return
+			}
+			lines := errorLines(p.stderr.String())
+			if len(lines) != 1 {
+				t.Errorf("%d \"remaphore: error:\" lines, want 1\n%s", len(lines), p.describe())
+				return
+			}
+			if !strings.Contains(lines[0], tc.want) {
+				t.Errorf("error line %q does not mention %q", lines[0], tc.want)
+			}
+			if p.elapsed > 2*time.Second {
+				t.Errorf("took %v: a usage error must not wait for anything", p.elapsed)
+			}
+		})
+	}
+}
