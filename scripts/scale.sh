@@ -42,17 +42,29 @@ max_payload: 2MB
 jetstream { store_dir: "$tmp/js" }
 authorization { users = [ { nkey: $(sed -n 2p "$tmp/user.txt") } ] }
 CONF
-"$tmp/nats-server" -c "$tmp/nats.conf" > "$tmp/nats.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+# Each phase gets a fresh server, so its memory figures are its own.
+start_server() {
+	rm -rf "$tmp/js"
+	"$tmp/nats-server" -c "$tmp/nats.conf" > "$tmp/nats.log" 2>&1 &
+	server_pid=$!
+	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+}
+stop_server() {
+	kill "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=
+}
+start_server
 echo "nats-server $("$tmp/nats-server" --version) on 127.0.0.1:$port, fd limit $(ulimit -n), $(nproc) cores"
 
 lt() { "$tmp/loadtest" -server "nats://127.0.0.1:$port" -creds "$tmp/user.nk" -monitor "http://127.0.0.1:$mport" -remaphore "$tmp/remaphore" "$@"; }
 status=0
 echo; echo "== $N simulated receivers"
 lt -n "$N" || status=1
+stop_server; start_server
 echo; echo "== $BURST simulated receivers started within one second"
 lt -n "$BURST" -burst || status=1
+stop_server; start_server
 
 echo; echo "== $PROCS real remaphore processes, one send"
 key=$("$tmp/remaphore" -C | sed -n 's/^default_identity: //p')
