@@ -1,0 +1,182 @@
+package audit
+
+import (
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+)
+
+// maxChannels bounds the checkers one shard keeps (one per channel seen).
+// Beyond it an arbitrary one is dropped with its replay memory; the
+// stream's duplicate window still refuses a re-published copy.
+const maxChannels = 256
+
+// checkerPool decides on messages with the policy package, on several CPUs
+// at once. policy.Checker keeps a replay cache and is not safe for
+// concurrent use, so messages are split into shards by their Nats-Msg-Id:
+// copies of one message (same id) always meet the same shard's cache, in
+// stream order, and each shard has its own checkers and its own goroutine.
+// A copy under another header id is refused as id-mismatch before the
+// replay check matters. Batches queue up at each shard, so a shard that
+// finishes its part of one batch starts on the next at once.
+type checkerPool struct {
+	root   string
+	rules  policy.Rules
+	shards []*shard
+}
+
+type shard struct {
+	checkers map[string]*policy.Checker
+	jobs     chan shardJob
+}
+
+// shardJob is one shard's part of a batch.
+type shardJob struct {
+	items []*item
+	done  *sync.WaitGroup
+}
+
+// item is one message to decide on, and the decision.
+type item struct {
+	subject string
+	in      policy.Input
+	seq     uint64
+	entry   Entry
+}
+
+// newCheckerPool starts the shards; close stops them.
+func newCheckerPool(root string, peers []policy.Peer, skew time.Duration, shards int) (*checkerPool, error) {
+	p := &checkerPool{root: root, rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew}}
+	// Validate the rules once, up front.
+	if _, err := policy.NewChecker(p.rules); err != nil {
+		return nil, err
+	}
+	for range max(shards, 1) {
+		sh := &shard{checkers: map[string]*policy.Checker{}, jobs: make(chan shardJob, 8)}
+		p.shards = append(p.shards, sh)
+		go func() {
+			for j := range sh.jobs {
+				for _, it := range j.items {
+					p.decideOne(sh, it)
+				}
+				j.done.Done()
+			}
+		}()
+	}
+	return p, nil
+}
+
+func (p *checkerPool) close() {
+	for _, sh := range p.shards {
+		close(sh.jobs)
+	}
+}
+
+// submit queues items at their shards; each item's entry is filled in
+// once the returned group is done. Items of one shard are decided in
+// order, across batches too.
+func (p *checkerPool) submit(items []*item) *sync.WaitGroup {
+	per := make([][]*item, len(p.shards))
+	for _, it := range items {
+		i := 0
+		if len(p.shards) > 1 {
+			h := fnv.New32a()
+			h.Write([]byte(it.in.HeaderID))
+			i = int(h.Sum32() % uint32(len(p.shards)))
+		}
+		per[i] = append(per[i], it)
+	}
+	wg := &sync.WaitGroup{}
+	for i, list := range per {
+		if len(list) > 0 {
+			wg.Add(1)
+			p.shards[i].jobs <- shardJob{items: list, done: wg}
+		}
+	}
+	return wg
+}
+
+// decide fills in each item's entry and returns when all are done.
+func (p *checkerPool) decide(items []*item) { p.submit(items).Wait() }
+
+// Subject shapes.
+const (
+	subjOther = iota
+	subjMsg
+	subjReply
+)
+
+// parseSubject splits <root>.msg.<channel> and <root>.reply.<id>.
+func parseSubject(root, subject string) (shape int, token string) {
+	rest, ok := strings.CutPrefix(subject, root+".")
+	if !ok {
+		return subjOther, ""
+	}
+	if ch, ok := strings.CutPrefix(rest, "msg."); ok && ch != "" {
+		return subjMsg, ch
+	}
+	if id, ok := strings.CutPrefix(rest, "reply."); ok && id != "" {
+		return subjReply, id
+	}
+	return subjOther, ""
+}
+
+func (p *checkerPool) decideOne(sh *shard, it *item) {
+	shape, token := parseSubject(p.root, it.subject)
+	// A message's channel is its subject's: a body signed for another
+	// channel is refused as wrong-channel. A reply's subject holds the
+	// request id instead, so its checker is the one of the channel it was
+	// signed for, and the id is compared below.
+	channel := token
+	if shape != subjMsg {
+		channel = ""
+		if env, err := sign.Decode(it.in.Body); err == nil {
+			channel = env.Channel
+		}
+	}
+	v := sh.checker(p, channel).Check(it.in)
+	reason, detail := v.Reason, v.Detail
+	if v.Accepted() {
+		switch {
+		case shape == subjMsg && v.Env.Kind != sign.KindMsg:
+			reason, detail = policy.ReasonWrongKind, fmt.Sprintf("a %s on message subject %s", v.Env.Kind, it.subject)
+		case shape == subjReply && v.Env.Kind != sign.KindReply:
+			reason, detail = policy.ReasonWrongKind, fmt.Sprintf("a %s on reply subject %s", v.Env.Kind, it.subject)
+		case shape == subjReply && hex.EncodeToString(v.Env.RequestID[:]) != token:
+			reason, detail = policy.ReasonWrongRequest, fmt.Sprintf("a reply to request %x… stored on the reply subject of %.16s…", v.Env.RequestID[:8], token)
+		case shape == subjOther:
+			reason, detail = policy.ReasonWrongChannel, fmt.Sprintf("subject %s is neither %s.msg.<channel> nor %s.reply.<id>", it.subject, p.root, p.root)
+		}
+	}
+	it.entry = Entry{Seq: it.seq, Stored: it.in.Stored, Subject: it.subject, HeaderID: it.in.HeaderID,
+		Body: it.in.Body, Reason: reason, Detail: detail, Env: v.Env}
+	if !v.Peer.Key.IsZero() {
+		it.entry.SenderDest = v.Peer.Dest
+	}
+}
+
+func (sh *shard) checker(p *checkerPool, channel string) *policy.Checker {
+	if c, ok := sh.checkers[channel]; ok {
+		return c
+	}
+	if len(sh.checkers) >= maxChannels {
+		for k := range sh.checkers {
+			delete(sh.checkers, k)
+			break
+		}
+	}
+	r := p.rules
+	r.Channel = channel
+	c, err := policy.NewChecker(r)
+	if err != nil { // the rules were validated in newCheckerPool
+		panic(err)
+	}
+	sh.checkers[channel] = c
+	return c
+}

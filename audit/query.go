@@ -1,0 +1,285 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+)
+
+// Query selects records. Zero fields match everything. Results come in
+// stream-time order (then sequence), oldest first unless Reverse.
+type Query struct {
+	// Rejected selects refused records instead of accepted ones.
+	Rejected bool
+	// Since and Until bound the stream time, both inclusive.
+	Since, Until time.Time
+	Verb         string
+	UUID         string
+	Sender       sign.PublicKey // the sender's key
+	SenderDest   string         // the sender's [ Peers ] destination at ingest
+	// Dest selects messages addressed to Dest: those whose destination
+	// pattern is Dest itself, and, when Dest is a node name, those whose
+	// pattern matches it (com.example.* and ** for com.example.host1).
+	Dest    string
+	Limit   int // 0 = no limit
+	Reverse bool
+	// AfterSeq, when set, selects only records with a higher sequence and
+	// returns them in sequence order (tail -f).
+	AfterSeq uint64
+}
+
+// errStop ends an iteration early without an error.
+var errStop = errors.New("stop")
+
+// Query calls fn with each record q selects, in order, until fn returns an
+// error (returned) or the limit is reached. Filters are served from the
+// index buckets: the most selective filter given picks the index (uuid,
+// then sender, peer, destination, verb, and the time index otherwise), the
+// time range bounds the scan inside it, and the other filters are checked
+// on each record found.
+func (s *Store) Query(q Query, fn func(*Record) error) error {
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return fmt.Errorf("%w: until %s is before since %s", ErrBadQuery, q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	}
+	k := kindAccepted
+	if q.Rejected {
+		k = kindRejected
+	}
+	dm := newDestMatcher(q.Dest)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(k.rec)
+		if rec == nil {
+			return fmt.Errorf("%w: missing bucket %s", ErrNotAudit, k.rec)
+		}
+		n := 0
+		emit := func(v []byte) error {
+			r, err := decodeRecord(v, true)
+			if err != nil {
+				return nil // verify names it; a query shows what it can read
+			}
+			if !q.matches(r, dm) {
+				return nil
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			if n++; q.Limit > 0 && n >= q.Limit {
+				return errStop
+			}
+			return nil
+		}
+		if q.AfterSeq > 0 {
+			c := rec.Cursor()
+			for key, v := c.Seek(seqKey(q.AfterSeq + 1)); key != nil; key, v = c.Next() {
+				if err := emit(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		srcs := q.sources(tx, k, dm)
+		for i := range srcs {
+			srcs[i].start()
+		}
+		for {
+			best := -1
+			for i := range srcs {
+				if !srcs[i].valid() {
+					continue
+				}
+				if best < 0 || srcs[i].before(&srcs[best]) {
+					best = i
+				}
+			}
+			if best < 0 {
+				return nil
+			}
+			seq := srcs[best].seq
+			srcs[best].next()
+			if v := rec.Get(seqKey(seq)); v != nil {
+				if err := emit(v); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// Get returns the record with sequence seq from either kind, or nil.
+func (s *Store) Get(seq uint64) (*Record, error) {
+	var r *Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, k := range kinds {
+			if v := tx.Bucket(k.rec).Get(seqKey(seq)); v != nil {
+				var err error
+				r, err = decodeRecord(v, true)
+				return err
+			}
+		}
+		return nil
+	})
+	return r, err
+}
+
+func (q *Query) matches(r *Record, dm *destMatcher) bool {
+	switch {
+	case !q.Since.IsZero() && r.Stored.Before(q.Since),
+		!q.Until.IsZero() && r.Stored.After(q.Until),
+		q.Verb != "" && r.Verb != q.Verb,
+		q.UUID != "" && r.UUID != q.UUID,
+		!q.Sender.IsZero() && (!r.Decoded || r.Sender != q.Sender),
+		q.SenderDest != "" && r.SenderDest != q.SenderDest,
+		q.Dest != "" && (!r.Decoded || !dm.match(r.Dest)):
+		return false
+	}
+	return true
+}
+
+// sources picks the index ranges the query reads.
+func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
+	lo, hi := uint64(0), uint64(math.MaxUint64)
+	if !q.Since.IsZero() {
+		lo = unixNano(q.Since)
+	}
+	if !q.Until.IsZero() {
+		hi = unixNano(q.Until)
+	}
+	one := func(i int, v []byte) []source {
+		return []source{newSource(tx.Bucket(k.ix[i]), appendValuePrefix(nil, v), lo, hi, q.Reverse)}
+	}
+	switch {
+	case q.UUID != "":
+		return one(ixUUID, []byte(q.UUID))
+	case !q.Sender.IsZero():
+		return one(ixSender, q.Sender[:])
+	case q.SenderDest != "":
+		return one(ixPeer, []byte(q.SenderDest))
+	case q.Dest != "" && !dm.byName:
+		return one(ixDest, []byte(q.Dest))
+	case q.Dest != "":
+		// Every distinct pattern that matches the name: one seek per
+		// distinct pattern, then a merge of their runs.
+		b := tx.Bucket(k.ix[ixDest])
+		var srcs []source
+		c := b.Cursor()
+		for key, _ := c.First(); key != nil; {
+			p, _, _, ok := splitIndexKey(key)
+			if !ok || len(p) < 2 {
+				key, _ = c.Next()
+				continue
+			}
+			if dm.match(string(unescape(p))) {
+				srcs = append(srcs, newSource(b, append([]byte{}, p...), lo, hi, q.Reverse))
+			}
+			jump := append(append([]byte{}, p[:len(p)-1]...), 2)
+			key, _ = c.Seek(jump)
+		}
+		return srcs
+	case q.Verb != "":
+		return one(ixVerb, []byte(q.Verb))
+	}
+	return []source{newSource(tx.Bucket(k.ix[ixTime]), nil, lo, hi, q.Reverse)}
+}
+
+// source walks one run of index keys, prefix + [lo, hi] in time.
+type source struct {
+	c        *bolt.Cursor
+	prefix   []byte
+	lo, hi   []byte
+	reverse  bool
+	key      []byte
+	stored   uint64
+	seq      uint64
+	finished bool
+}
+
+func newSource(b *bolt.Bucket, prefix []byte, lo, hi uint64, reverse bool) source {
+	s := source{c: b.Cursor(), prefix: prefix, reverse: reverse}
+	s.lo = appendTimeSeq(append([]byte{}, prefix...), lo, 0)
+	s.hi = appendTimeSeq(append([]byte{}, prefix...), hi, math.MaxUint64)
+	return s
+}
+
+func (s *source) start() {
+	if !s.reverse {
+		s.key, _ = s.c.Seek(s.lo)
+	} else {
+		s.key, _ = s.c.Seek(s.hi)
+		switch {
+		case s.key == nil:
+			s.key, _ = s.c.Last()
+		case bytes.Compare(s.key, s.hi) > 0:
+			s.key, _ = s.c.Prev()
+		}
+	}
+	s.load()
+}
+
+func (s *source) next() {
+	if s.reverse {
+		s.key, _ = s.c.Prev()
+	} else {
+		s.key, _ = s.c.Next()
+	}
+	s.load()
+}
+
+func (s *source) load() {
+	k := s.key
+	if k == nil || len(k) != len(s.prefix)+16 || !bytes.HasPrefix(k, s.prefix) ||
+		bytes.Compare(k, s.lo) < 0 || bytes.Compare(k, s.hi) > 0 {
+		s.finished = true
+		return
+	}
+	_, s.stored, s.seq, _ = splitIndexKey(k)
+}
+
+func (s *source) valid() bool { return !s.finished }
+
+// before reports whether s comes before o in the query's order.
+func (s *source) before(o *source) bool {
+	less := s.stored < o.stored || (s.stored == o.stored && s.seq < o.seq)
+	if s.reverse {
+		return !less && (s.stored != o.stored || s.seq != o.seq)
+	}
+	return less
+}
+
+// destMatcher decides -dest: the pattern itself, or a pattern matching the
+// name.
+type destMatcher struct {
+	dest   string
+	byName bool // dest is a valid node name: patterns matching it count
+	cache  map[string]bool
+}
+
+func newDestMatcher(dest string) *destMatcher {
+	return &destMatcher{dest: dest, byName: dest != "" && policy.ValidateName(dest) == nil, cache: map[string]bool{}}
+}
+
+func (d *destMatcher) match(pattern string) bool {
+	if pattern == d.dest {
+		return true
+	}
+	if !d.byName {
+		return false
+	}
+	m, ok := d.cache[pattern]
+	if !ok {
+		p, err := policy.ParsePattern(pattern)
+		m = err == nil && p.Match(d.dest)
+		d.cache[pattern] = m
+	}
+	return m
+}

@@ -1,0 +1,165 @@
+package audit
+
+import (
+	"cmp"
+	"encoding/hex"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/remaphore/remaphore/sign"
+)
+
+// ChainHead is the last link of a chain: publish it (a log line, a ticket)
+// and a later verify proves that nothing before it was changed since.
+type ChainHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"` // lowercase hex; all zeros for an empty chain
+}
+
+func (l link) head() ChainHead { return ChainHead{Seq: l.seq, Hash: hex.EncodeToString(l.hash[:])} }
+
+// Count is how many accepted and refused records share a value.
+type Count struct {
+	Name     string `json:"name"`
+	Accepted uint64 `json:"accepted"`
+	Rejected uint64 `json:"rejected"`
+}
+
+// SenderCount counts the records of one sender key under one peer
+// destination ("" when the key was not a peer).
+type SenderCount struct {
+	Key      sign.PublicKey `json:"-"`
+	KeyText  string         `json:"key"`
+	Dest     string         `json:"dest"`
+	Accepted uint64         `json:"accepted"`
+	Rejected uint64         `json:"rejected"`
+}
+
+// Stats summarises a store. The counts are kept up to date by Append, so
+// Stats reads a few keys rather than the records.
+type Stats struct {
+	Accepted uint64 `json:"accepted"`
+	Rejected uint64 `json:"rejected"` // refused records still stored
+	Evicted  uint64 `json:"evicted"`  // refused records dropped by the cap
+	LastSeq  uint64 `json:"last_seq"`
+	// First and Last are the stream times of the oldest and newest stored
+	// records of either kind.
+	First        time.Time     `json:"first,omitzero"`
+	Last         time.Time     `json:"last,omitzero"`
+	Head         ChainHead     `json:"head"`
+	RejectedHead ChainHead     `json:"rejected_head"`
+	Verdicts     []Count       `json:"verdicts"` // by reason: "accepted" and each refusal
+	Verbs        []Count       `json:"verbs"`
+	Senders      []SenderCount `json:"senders"`
+}
+
+// Stats reads the counters and chain heads.
+func (s *Store) Stats() (*Stats, error) {
+	st := &Stats{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		st.Accepted, st.Rejected, st.Evicted = readU64(m, metaCountA), readU64(m, metaCountR), readU64(m, metaEvicted)
+		st.LastSeq, _ = readLast(m)
+		st.Head, st.RejectedHead = readLink(m, metaHeadA).head(), readLink(m, metaHeadR).head()
+		for _, k := range kinds {
+			c := tx.Bucket(k.ix[ixTime]).Cursor()
+			if key, _ := c.First(); key != nil {
+				if _, ns, _, ok := splitIndexKey(key); ok && (st.First.IsZero() || time.Unix(0, int64(ns)).Before(st.First)) {
+					st.First = time.Unix(0, int64(ns))
+				}
+			}
+			if key, _ := c.Last(); key != nil {
+				if _, ns, _, ok := splitIndexKey(key); ok && time.Unix(0, int64(ns)).After(st.Last) {
+					st.Last = time.Unix(0, int64(ns))
+				}
+			}
+		}
+		verdicts := map[string]*Count{}
+		verbs := map[string]*Count{}
+		senders := map[string]*SenderCount{}
+		add := func(n *uint64, tag byte, v uint64) {
+			if tag == kindAccepted.tag {
+				*n += v
+			}
+		}
+		err := tx.Bucket(bucketCount).ForEach(func(k, v []byte) error {
+			if len(k) < 2 || len(v) != 8 {
+				return nil
+			}
+			n := be64(v)
+			tag, name := k[0], string(k[2:])
+			switch k[1] {
+			case catReason:
+				c := getCount(verdicts, name)
+				add(&c.Accepted, tag, n)
+				if tag == kindRejected.tag {
+					c.Rejected += n
+				}
+			case catVerb:
+				c := getCount(verbs, name)
+				add(&c.Accepted, tag, n)
+				if tag == kindRejected.tag {
+					c.Rejected += n
+				}
+			case catSender:
+				if len(name) < 32 {
+					return nil
+				}
+				c, ok := senders[name]
+				if !ok {
+					c = &SenderCount{Dest: name[32:]}
+					copy(c.Key[:], name[:32])
+					c.KeyText = c.Key.String()
+					senders[name] = c
+				}
+				add(&c.Accepted, tag, n)
+				if tag == kindRejected.tag {
+					c.Rejected += n
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		st.Verdicts = sortedCounts(verdicts)
+		st.Verbs = sortedCounts(verbs)
+		for _, c := range senders {
+			st.Senders = append(st.Senders, *c)
+		}
+		slices.SortFunc(st.Senders, func(a, b SenderCount) int {
+			return cmp.Or(cmp.Compare(b.Accepted+b.Rejected, a.Accepted+a.Rejected), cmp.Compare(a.Dest, b.Dest), cmp.Compare(a.KeyText, b.KeyText))
+		})
+		return nil
+	})
+	return st, err
+}
+
+func getCount(m map[string]*Count, name string) *Count {
+	c, ok := m[name]
+	if !ok {
+		c = &Count{Name: name}
+		m[name] = c
+	}
+	return c
+}
+
+// sortedCounts orders by total, largest first, then name.
+func sortedCounts(m map[string]*Count) []Count {
+	out := make([]Count, 0, len(m))
+	for _, c := range m {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b Count) int {
+		return cmp.Or(cmp.Compare(b.Accepted+b.Rejected, a.Accepted+a.Rejected), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+func be64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}

@@ -1,0 +1,387 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxRejected caps the refused-message bucket.
+	DefaultMaxRejected = 100_000
+	// DefaultTimeout bounds the wait for the database file's lock.
+	DefaultTimeout = 10 * time.Second
+)
+
+// formatTag marks a remaphore-audit database in its meta bucket.
+const formatTag = "remaphore-audit/1"
+
+// Bucket names. Accepted and refused records each have a record bucket
+// keyed by the 8-byte big-endian stream sequence, and the same set of index
+// buckets; see index.go.
+var (
+	bucketMeta  = []byte("meta")
+	bucketCount = []byte("count")
+)
+
+// Meta keys.
+var (
+	metaFormat  = []byte("format")
+	metaLast    = []byte("last")    // seq(8) + stored ns(8): the highest sequence processed
+	metaHeadA   = []byte("ahead")   // seq(8) + hash(32): the accepted chain's head
+	metaHeadR   = []byte("rhead")   // the refused chain's head
+	metaAnchorR = []byte("ranchor") // seq + hash of the last evicted refused record
+	metaCountA  = []byte("nacc")
+	metaCountR  = []byte("nrej")
+	metaEvicted = []byte("nevicted")
+	metaStream  = []byte("stream") // the stream's name and creation time
+)
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens with a shared lock and never writes: query, tail,
+	// verify and stats.
+	ReadOnly bool
+	// Timeout bounds the wait for the file's lock (DefaultTimeout when 0).
+	// A writer holds it only while it writes a batch, so readers wait at
+	// most for one transaction unless a long backlog is being written.
+	Timeout time.Duration
+	// MaxRejected caps the refused-record bucket (DefaultMaxRejected when
+	// 0); the oldest are evicted first.
+	MaxRejected int
+	// NoSync skips fsync on commit: for building benchmark stores only.
+	NoSync bool
+}
+
+// Store is an open audit database.
+type Store struct {
+	db          *bolt.DB
+	path        string
+	ro          bool
+	maxRejected int
+}
+
+// Open opens the database at path. A writable open creates the file and its
+// buckets when missing; a read-only open of a missing file is ErrNotFound.
+// A lock not taken within o.Timeout is ErrBusy.
+func Open(path string, o Options) (*Store, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxRejected <= 0 {
+		o.MaxRejected = DefaultMaxRejected
+	}
+	bo := &bolt.Options{
+		Timeout:      o.Timeout,
+		ReadOnly:     o.ReadOnly,
+		NoSync:       o.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	}
+	if o.ReadOnly {
+		f, err := waitShared(path, o.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		bo.Timeout = time.Second // our shared lock is held: bbolt's cannot block
+	}
+	db, err := bolt.Open(path, 0o600, bo)
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("%w: %s: another process holds it (waited %s)", ErrBusy, path, o.Timeout)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+			return nil, fmt.Errorf("%w: %s: %v", ErrNotAudit, path, err)
+		case errors.Is(err, os.ErrNotExist) && o.ReadOnly:
+			return nil, fmt.Errorf("%w: %s does not exist", ErrNotFound, path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, ro: o.ReadOnly, maxRejected: o.MaxRejected}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init checks the format and, for a writable store, creates what is
+// missing. A writable open of a complete store does not write.
+func (s *Store) init() error {
+	complete := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			empty := true
+			tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty || s.ro {
+				return fmt.Errorf("%w: %s has no remaphore-audit meta bucket", ErrNotAudit, s.path)
+			}
+			return nil
+		}
+		if f := m.Get(metaFormat); string(f) != formatTag {
+			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q", ErrNotAudit, s.path, f, formatTag)
+		}
+		complete = tx.Bucket(bucketCount) != nil
+		for _, k := range kinds {
+			for _, b := range k.buckets() {
+				if tx.Bucket(b) == nil {
+					complete = false
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || complete || s.ro {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		names := [][]byte{bucketMeta, bucketCount}
+		for _, k := range kinds {
+			names = append(names, k.buckets()...)
+		}
+		for _, n := range names {
+			if _, err := tx.CreateBucketIfNotExists(n); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		if m.Get(metaFormat) == nil {
+			return m.Put(metaFormat, []byte(formatTag))
+		}
+		return nil
+	})
+}
+
+// Close closes the database and releases its lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.path }
+
+// DB returns the bbolt handle (tests, tools).
+func (s *Store) DB() *bolt.DB { return s.db }
+
+// Check runs bbolt's structural check of the file (pages, freelist) and
+// returns the first problem found.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+}
+
+// Entry is one message the ingester decided on, ready to be stored.
+type Entry struct {
+	Seq      uint64
+	Stored   time.Time
+	Subject  string
+	HeaderID string
+	Body     []byte
+	// Reason is policy.ReasonAccepted or why the message was refused.
+	Reason policy.Reason
+	Detail string
+	// Env is the decoded body (nil when it did not decode); for a refused
+	// message it is what the body claims.
+	Env *sign.Envelope
+	// SenderDest is the [ Peers ] destination of Env.Sender, "" when unknown.
+	SenderDest string
+}
+
+func (e *Entry) record() *Record {
+	r := &Record{Seq: e.Seq, Stored: e.Stored, Subject: e.Subject, HeaderID: e.HeaderID,
+		Reason: e.Reason.String(), Detail: e.Detail, Body: e.Body, SenderDest: e.SenderDest}
+	r.setFields(e.Env)
+	if !r.Decoded {
+		r.SenderDest = ""
+	}
+	return r
+}
+
+// AppendResult counts what one Append did.
+type AppendResult struct {
+	Accepted, Rejected int
+	Skipped            int // sequences already stored (a redelivery, a restart)
+	Evicted            int // oldest refused records dropped by the cap
+	Last               uint64
+}
+
+// Last returns the highest stream sequence stored (0 for an empty store)
+// and its stream time. Every sequence up to it has been decided on:
+// [Store.Append] skips anything at or below it.
+func (s *Store) Last() (seq uint64, stored time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		seq, stored = readLast(tx.Bucket(bucketMeta))
+		return nil
+	})
+	return seq, stored, err
+}
+
+func readLast(m *bolt.Bucket) (uint64, time.Time) {
+	v := m.Get(metaLast)
+	if len(v) != 16 {
+		return 0, time.Time{}
+	}
+	ns := binary.BigEndian.Uint64(v[8:])
+	var t time.Time
+	if ns != 0 {
+		t = time.Unix(0, int64(ns))
+	}
+	return binary.BigEndian.Uint64(v), t
+}
+
+// link is a chain position: a record's sequence and hash.
+type link struct {
+	seq  uint64
+	hash [HashSize]byte
+}
+
+func readLink(m *bolt.Bucket, key []byte) link {
+	var l link
+	if v := m.Get(key); len(v) == 8+HashSize {
+		l.seq = binary.BigEndian.Uint64(v)
+		copy(l.hash[:], v[8:])
+	}
+	return l
+}
+
+func (l link) bytes() []byte {
+	return append(binary.BigEndian.AppendUint64(nil, l.seq), l.hash[:]...)
+}
+
+func readU64(m *bolt.Bucket, key []byte) uint64 {
+	if v := m.Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func putU64(m *bolt.Bucket, key []byte, n uint64) error {
+	return m.Put(key, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// Append stores entries in one transaction, in order. An entry whose
+// sequence is at or below [Store.Last] is skipped: a redelivered or
+// re-read message is never stored twice. Refused records beyond the cap
+// evict the oldest refused records, with their index entries.
+func (s *Store) Append(entries []Entry) (AppendResult, error) {
+	var res AppendResult
+	if s.ro {
+		return res, ErrReadOnly
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		res = AppendResult{}
+		m := tx.Bucket(bucketMeta)
+		last, lastTime := readLast(m)
+		w := [2]*kindTx{openKind(tx, kindAccepted), openKind(tx, kindRejected)}
+		heads := [2]link{readLink(m, metaHeadA), readLink(m, metaHeadR)}
+		counts := [2]uint64{readU64(m, metaCountA), readU64(m, metaCountR)}
+		deltas := map[string]int64{}
+		// One arena for every key and value of the transaction: bbolt
+		// keeps references until the commit.
+		size := 0
+		for i := range entries {
+			size += 2*len(entries[i].Body) + 512
+		}
+		arena := make([]byte, 0, size)
+		for i := range entries {
+			e := &entries[i]
+			if e.Seq <= last {
+				res.Skipped++
+				continue
+			}
+			r := e.record()
+			k := 0
+			if !r.Accepted() {
+				k = 1
+			}
+			r.PrevSeq, r.PrevHash = heads[k].seq, heads[k].hash
+			start := len(arena)
+			var h [HashSize]byte
+			arena, h = appendRecord(arena, r)
+			r.Hash = h
+			if err := w[k].put(r, arena[start:len(arena):len(arena)], &arena); err != nil {
+				return err
+			}
+			heads[k] = link{r.Seq, h}
+			counts[k]++
+			countRecord(deltas, kinds[k], r, 1)
+			if k == 0 {
+				res.Accepted++
+			} else {
+				res.Rejected++
+			}
+			last, lastTime = r.Seq, r.Stored
+		}
+		res.Last = last
+		if res.Accepted+res.Rejected == 0 {
+			return nil
+		}
+		// Evict the oldest refused records beyond the cap. The chain of
+		// refused records then starts at the anchor: the evicted record
+		// the first remaining one links to.
+		if counts[1] > uint64(s.maxRejected) {
+			anchor, n, err := w[1].evict(counts[1]-uint64(s.maxRejected), deltas)
+			if err != nil {
+				return err
+			}
+			counts[1] -= n
+			res.Evicted = int(n)
+			if err := m.Put(metaAnchorR, anchor.bytes()); err != nil {
+				return err
+			}
+			if err := putU64(m, metaEvicted, readU64(m, metaEvicted)+n); err != nil {
+				return err
+			}
+		}
+		lv := binary.BigEndian.AppendUint64(nil, last)
+		lv = binary.BigEndian.AppendUint64(lv, unixNano(lastTime))
+		for _, kv := range []struct {
+			k, v []byte
+		}{
+			{metaLast, lv},
+			{metaHeadA, heads[0].bytes()},
+			{metaHeadR, heads[1].bytes()},
+			{metaCountA, binary.BigEndian.AppendUint64(nil, counts[0])},
+			{metaCountR, binary.BigEndian.AppendUint64(nil, counts[1])},
+		} {
+			if err := m.Put(kv.k, kv.v); err != nil {
+				return err
+			}
+		}
+		return applyCounts(tx.Bucket(bucketCount), deltas)
+	})
+	return res, err
+}
+
+// seqKey is the record key: the stream sequence, 8 bytes big-endian.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// streamIdentity returns the stream the store was filled from ("" for a
+// new store): its name and creation time.
+func (s *Store) streamIdentity() (string, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketMeta).Get(metaStream))
+		return nil
+	})
+	return id, err
+}
+
+func (s *Store) setStreamIdentity(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaStream, []byte(id)) })
+}

@@ -1,0 +1,460 @@
+package auditcli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/client"
+	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+)
+
+const usageText = `Usage:
+  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N]
+  remaphore-audit query  [-c FILE | -db FILE] [filters] [-limit N] [-json]
+  remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
+  remaphore-audit verify [-c FILE | -db FILE] [-json]
+  remaphore-audit stats  [-c FILE | -db FILE] [-json]
+
+  run     read every message and reply of the stream into the database
+  query   print stored records (accepted, or with -rejected the refused ones)
+  tail    print the last records; with -f, follow new ones
+  verify  re-check the hash chains, every signature and the indexes
+  stats   counts by verdict, verb and sender
+
+Filters (query and tail):
+  -since T, -until T   stream time: a duration back from now (2h) or RFC 3339
+  -verb V   -uuid U   -sender KEY|DEST   -dest NAME|PATTERN   -rejected
+
+Run remaphore-audit COMMAND -h for a command's flags.
+Exit codes: 0 ok, 1 verify found a problem / tail found nothing,
+            2 usage or config error, 3 NATS, JetStream or database error
+`
+
+// Main runs remaphore-audit with args (without the program name) and
+// returns the exit code. SIGINT and SIGTERM stop run and tail -f cleanly.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, stdout, stderr)
+}
+
+// Run is Main with the context given: run and tail -f return when it is
+// done.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return printError(stderr, usageErr("", "no command given"))
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	code := ExitOK
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usageText)
+		return ExitOK
+	case "run":
+		err = cmdRun(ctx, rest, stderr)
+	case "query":
+		code, err = cmdQuery(ctx, rest, stdout, stderr, false)
+	case "tail":
+		code, err = cmdQuery(ctx, rest, stdout, stderr, true)
+	case "verify":
+		code, err = cmdVerify(rest, stdout, stderr)
+	case "stats":
+		err = cmdStats(rest, stdout, stderr)
+	default:
+		fmt.Fprint(stderr, usageText)
+		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats", "unknown command %q", cmd))
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		return printError(stderr, err)
+	}
+	return code
+}
+
+// common holds the flags every command takes.
+type common struct {
+	fs         *flag.FlagSet
+	configPath string
+	dbPath     string
+	logLevel   string
+	wait       time.Duration
+	configSet  bool
+}
+
+func newFlags(name, synopsis string, stderr io.Writer, defaultLog string) *common {
+	c := &common{fs: flag.NewFlagSet("remaphore-audit "+name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	c.fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: remaphore-audit %s %s\n\nFlags:\n", name, synopsis)
+		c.fs.PrintDefaults()
+	}
+	c.fs.StringVar(&c.configPath, "c", config.DefaultPath, "config `file` (for audit_db, and for run: servers, credentials and [ Peers ])")
+	c.fs.StringVar(&c.dbPath, "db", "", "database `file` (default: audit_db from the config)")
+	c.fs.StringVar(&c.logLevel, "log", defaultLog, "log `level` on stderr: debug, info, warn or error")
+	return c
+}
+
+// waitFlag adds -wait to a reading command.
+func (c *common) waitFlag() {
+	c.fs.DurationVar(&c.wait, "wait", audit.DefaultTimeout, "how long to wait for the file while the auditor writes to it")
+}
+
+func (c *common) parse(args []string) error {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: ExitUsage, err: err, hint: "run " + c.fs.Name() + " -h for its flags"}
+	}
+	if c.fs.NArg() > 0 {
+		return usageErr("run "+c.fs.Name()+" -h for its flags", "unexpected argument %q", c.fs.Arg(0))
+	}
+	c.fs.Visit(func(f *flag.Flag) {
+		if f.Name == "c" {
+			c.configSet = true
+		}
+	})
+	return nil
+}
+
+func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageErr("use one of debug, info, warn, error", "-log %q: not a level", c.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// db returns the database path: -db, else the config's audit_db. A reading
+// command given -db reads no config unless -c is given too.
+func (c *common) db(needConfig bool) (string, *config.Config, error) {
+	var cfg *config.Config
+	if needConfig || c.dbPath == "" || c.configSet {
+		var err error
+		if cfg, err = config.Load(c.configPath); err != nil {
+			return "", nil, err
+		}
+	}
+	if c.dbPath != "" {
+		return c.dbPath, cfg, nil
+	}
+	if cfg.AuditDB == "" {
+		return "", nil, usageErr("add a line like audit_db: /var/lib/remaphore/audit.db to "+cfg.Path+", or pass -db FILE",
+			"no database file: %s has no audit_db", cfg.Path)
+	}
+	return cfg.Resolve(cfg.AuditDB), cfg, nil
+}
+
+func (c *common) openRead(needConfig bool) (*audit.Store, *config.Config, error) {
+	path, cfg, err := c.db(needConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := audit.Open(path, audit.Options{ReadOnly: true, Timeout: c.wait})
+	return s, cfg, err
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N]", stderr, "info")
+	name := c.fs.String("name", audit.DefaultConsumer, "durable consumer `name`: give each auditor of one stream its own")
+	maxRejected := c.fs.Int("max-rejected", audit.DefaultMaxRejected, "most refused records kept; the oldest are evicted first")
+	batch := c.fs.Int("batch", audit.DefaultBatch, "most messages fetched and committed at once")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *maxRejected < 1:
+		return usageErr("", "-max-rejected %d: must be at least 1", *maxRejected)
+	case *batch < 1 || *batch > 10000:
+		return usageErr("", "-batch %d: must be from 1 to 10000", *batch)
+	case *name == "" || strings.ContainsAny(*name, ".*> \t\r\n"):
+		return usageErr("a consumer name is one word, like remaphore-audit-2", "-name %q: not a consumer name", *name)
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	path, cfg, err := c.db(true)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Peers) == 0 {
+		log.Warn("the config lists no [ Peers ]: every message will be recorded as refused (unknown-sender)")
+	}
+	// The database first: a second auditor or an unwritable file fails
+	// before any network wait.
+	lock, err := audit.LockDaemon(path)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	s, err := audit.Open(path, audit.Options{MaxRejected: *maxRejected})
+	if err != nil {
+		return err
+	}
+	s.Close()
+	conn, err := client.Dial(ctx, cfg, false, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = audit.Run(ctx, audit.RunOptions{
+		Conn:      conn,
+		Stream:    client.StreamSpec(cfg),
+		Peers:     cfg.Peers,
+		AllowSkew: cfg.AllowSkew,
+		Consumer:  *name,
+		DB:        path,
+		Store:     audit.Options{MaxRejected: *maxRejected},
+		Batch:     *batch,
+		Logger:    log,
+		Lock:      lock,
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // stopped while starting up
+	}
+	return err
+}
+
+// filters are the query and tail flags.
+type filters struct {
+	since, until, verb, sender, uuid, dest string
+	rejected, json, body                   bool
+}
+
+func (f *filters) add(fs *flag.FlagSet) {
+	fs.StringVar(&f.since, "since", "", "only records stored at or after `T`: a duration back from now (2h, 30m) or an RFC 3339 time")
+	fs.StringVar(&f.until, "until", "", "only records stored at or before `T` (as -since)")
+	fs.StringVar(&f.verb, "verb", "", "only this `verb`")
+	fs.StringVar(&f.sender, "sender", "", "only this sender: a public `key` (base58 or U…) or a peer destination")
+	fs.StringVar(&f.uuid, "uuid", "", "only this `uuid` (a request and its replies share it)")
+	fs.StringVar(&f.dest, "dest", "", "only messages addressed to `NAME` (patterns matching it) or with exactly this pattern")
+	fs.BoolVar(&f.rejected, "rejected", false, "show refused records (with their reason) instead of accepted ones")
+	fs.BoolVar(&f.json, "json", false, "print one JSON object per line instead of a table")
+	fs.BoolVar(&f.body, "body", false, "with -json: include the raw body (base64)")
+}
+
+func (f *filters) query(now time.Time) (audit.Query, error) {
+	q := audit.Query{Rejected: f.rejected, UUID: f.uuid, Dest: f.dest}
+	var err error
+	if q.Since, err = parseTime("-since", f.since, now); err != nil {
+		return q, err
+	}
+	if q.Until, err = parseTime("-until", f.until, now); err != nil {
+		return q, err
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return q, usageErr("", "-until is before -since")
+	}
+	if f.verb != "" {
+		// Verbs are lower-cased on the command line, as remaphore does.
+		q.Verb = strings.ToLower(f.verb)
+	}
+	if f.sender != "" {
+		if k, err := sign.ParsePublicKey(f.sender); err == nil {
+			q.Sender = k
+		} else if policy.ValidateName(f.sender) == nil {
+			q.SenderDest = f.sender
+		} else {
+			return q, usageErr("give a base58 public key as in [ Peers ], or a peer's destination like com.example.host1",
+				"-sender %q is neither a public key nor a destination", f.sender)
+		}
+	}
+	if f.dest != "" {
+		if _, err := policy.ParsePattern(f.dest); err != nil {
+			return q, usageErr("give a node name (com.example.host1) or a pattern (com.example.*)", "-dest: %v", err)
+		}
+	}
+	return q, nil
+}
+
+// parseTime reads a duration back from now or an RFC 3339 time.
+func parseTime(flagName, s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, usageErr("", "%s %s: negative duration", flagName, s)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usageErr("write a duration back from now (2h, 90m) or an RFC 3339 time (2026-01-02T15:04:05Z)",
+		"%s %q: not a duration or an RFC 3339 time", flagName, s)
+}
+
+func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer, tail bool) (int, error) {
+	name, synopsis := "query", "[-c FILE | -db FILE] [filters] [-limit N] [-json]"
+	if tail {
+		name, synopsis = "tail", "[-c FILE | -db FILE] [filters] [-n N] [-f] [-json]"
+	}
+	c := newFlags(name, synopsis, stderr, "warn")
+	c.waitFlag()
+	var f filters
+	f.add(c.fs)
+	var limit int
+	var follow bool
+	var interval time.Duration
+	if tail {
+		c.fs.IntVar(&limit, "n", 10, "print the last `N` records first")
+		c.fs.BoolVar(&follow, "f", false, "follow: keep printing new records until interrupted")
+		c.fs.DurationVar(&interval, "interval", time.Second, "with -f: how often to look for new records")
+	} else {
+		c.fs.IntVar(&limit, "limit", 0, "print at most `N` records (0: all)")
+	}
+	if err := c.parse(args); err != nil {
+		return 0, err
+	}
+	if limit < 0 {
+		return 0, usageErr("", "-%s %d is negative", map[bool]string{true: "n", false: "limit"}[tail], limit)
+	}
+	if interval <= 0 && tail {
+		return 0, usageErr("", "-interval must be positive")
+	}
+	if _, err := c.logger(stderr); err != nil {
+		return 0, err
+	}
+	q, err := f.query(time.Now())
+	if err != nil {
+		return 0, err
+	}
+	out := newPrinter(stdout, f.json, f.body, f.rejected)
+	s, _, err := c.openRead(false)
+	if err != nil {
+		return 0, err
+	}
+	var last uint64
+	n := 0
+	if tail {
+		q.Limit, q.Reverse = limit, true
+		var recs []*audit.Record
+		if limit > 0 {
+			err = s.Query(q, func(r *audit.Record) error { recs = append(recs, r); return nil })
+		}
+		for i := len(recs) - 1; i >= 0 && err == nil; i-- {
+			err = out.record(recs[i])
+		}
+		n = len(recs)
+		if err == nil {
+			last, _, err = s.Last()
+		}
+	} else {
+		q.Limit = limit
+		err = s.Query(q, func(r *audit.Record) error { n++; return out.record(r) })
+	}
+	s.Close()
+	if err == nil {
+		err = out.flush()
+	}
+	if err != nil || !follow {
+		if err == nil && tail && n == 0 {
+			return ExitFailed, nil
+		}
+		return ExitOK, err
+	}
+	// Follow: open, read what is new, close, so that the auditor is never
+	// kept waiting for long.
+	q.Limit, q.Reverse = 0, false
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ExitOK, out.flush()
+		case <-t.C:
+		}
+		s, _, err := c.openRead(false)
+		if err != nil {
+			if errors.Is(err, audit.ErrBusy) {
+				continue
+			}
+			return 0, err
+		}
+		now, _, err := s.Last()
+		if err == nil && now > last {
+			q.AfterSeq = last
+			err = s.Query(q, out.record)
+			last = now
+		}
+		s.Close()
+		if err == nil {
+			err = out.flush()
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func cmdVerify(args []string, stdout, stderr io.Writer) (int, error) {
+	c := newFlags("verify", "[-c FILE | -db FILE] [-json]", stderr, "warn")
+	c.waitFlag()
+	asJSON := c.fs.Bool("json", false, "print problems and the summary as JSON lines")
+	if err := c.parse(args); err != nil {
+		return 0, err
+	}
+	if _, err := c.logger(stderr); err != nil {
+		return 0, err
+	}
+	s, _, err := c.openRead(false)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	out := newPrinter(stdout, *asJSON, false, false)
+	res, err := s.Verify(func(p audit.Problem) { out.problem(p) })
+	if err != nil {
+		return 0, err
+	}
+	out.verifySummary(res)
+	if err := out.flush(); err != nil {
+		return 0, err
+	}
+	if res.Problems > 0 {
+		return ExitFailed, nil
+	}
+	return ExitOK, nil
+}
+
+func cmdStats(args []string, stdout, stderr io.Writer) error {
+	c := newFlags("stats", "[-c FILE | -db FILE] [-json]", stderr, "warn")
+	c.waitFlag()
+	asJSON := c.fs.Bool("json", false, "print one JSON object")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if _, err := c.logger(stderr); err != nil {
+		return err
+	}
+	s, _, err := c.openRead(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st, err := s.Stats()
+	if err != nil {
+		return err
+	}
+	out := newPrinter(stdout, *asJSON, false, false)
+	out.stats(st)
+	return out.flush()
+}

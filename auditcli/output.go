@@ -1,0 +1,286 @@
+package auditcli
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/sign"
+)
+
+// tableChunk is how many rows are aligned together: the table is flushed
+// every so many rows, so that a query over millions of records streams
+// instead of buffering all of them.
+const tableChunk = 1000
+
+// timeFormat is the table's time column: UTC, milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// printer writes records, problems and stats as a table or JSON lines.
+type printer struct {
+	w        *bufio.Writer
+	tw       *tabwriter.Writer
+	json     bool
+	body     bool
+	rejected bool
+	rows     int
+	header   bool
+	err      error
+}
+
+func newPrinter(w io.Writer, asJSON, body, rejected bool) *printer {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	return &printer{w: bw, tw: tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0), json: asJSON, body: body, rejected: rejected}
+}
+
+func (p *printer) flush() error {
+	if p.err == nil {
+		p.err = p.tw.Flush()
+	}
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	return p.err
+}
+
+func (p *printer) row(cells ...string) {
+	if p.err != nil {
+		return
+	}
+	_, p.err = io.WriteString(p.tw, strings.Join(cells, "\t")+"\n")
+	if p.rows++; p.rows%tableChunk == 0 && p.err == nil {
+		p.err = p.tw.Flush()
+	}
+}
+
+func (p *printer) jsonLine(v any) {
+	if p.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		p.err = err
+		return
+	}
+	_, p.err = p.w.Write(append(b, '\n'))
+}
+
+// cell makes a table cell: "-" for empty, quoted when it holds spaces,
+// tabs or anything unprintable (a refused message's fields are whatever
+// its sender wrote).
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	for _, r := range s {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// lastCell is cell for the last column: spaces are kept (nothing follows
+// to misalign), anything unprintable is quoted.
+func lastCell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func kindName(r *audit.Record) string {
+	switch {
+	case !r.Decoded:
+		return "-"
+	case r.Kind == sign.KindMsg && r.Request:
+		return "request"
+	}
+	return r.Kind.String()
+}
+
+func sender(r *audit.Record) string {
+	switch {
+	case !r.Decoded:
+		return "-"
+	case r.SenderDest != "":
+		return r.SenderDest
+	}
+	return r.Sender.String()
+}
+
+func (p *printer) record(r *audit.Record) error {
+	if p.json {
+		p.jsonLine(p.jsonRecord(r))
+		return p.err
+	}
+	if !p.header {
+		p.header = true
+		if p.rejected {
+			p.row("SEQ", "STORED", "REASON", "KIND", "VERB", "SENDER", "DEST", "UUID", "DETAIL")
+		} else {
+			p.row("SEQ", "STORED", "KIND", "VERB", "SENDER", "DEST", "UUID", "EXIT", "PAYLOAD")
+		}
+	}
+	seq := strconv.FormatUint(r.Seq, 10)
+	stored := r.Stored.UTC().Format(timeFormat)
+	if p.rejected {
+		p.row(seq, stored, r.Reason, kindName(r), cell(r.Verb), cell(sender(r)), cell(r.Dest), cell(r.UUID), lastCell(shorten(r.Detail, 120)))
+		return p.err
+	}
+	exit := "-"
+	if r.Decoded && r.Kind == sign.KindReply {
+		exit = strconv.Itoa(int(r.ExitCode))
+	}
+	payload := "-"
+	if len(r.Payload) > 0 {
+		payload = strconv.Quote(shorten(string(r.Payload), 60))
+	}
+	p.row(seq, stored, kindName(r), cell(r.Verb), cell(sender(r)), cell(r.Dest), cell(r.UUID), exit, payload)
+	return p.err
+}
+
+// jsonRecord is a record as one JSON line.
+type jsonRecord struct {
+	Seq           uint64     `json:"seq"`
+	Stored        time.Time  `json:"stored"`
+	Subject       string     `json:"subject"`
+	ID            string     `json:"id,omitempty"`
+	HeaderID      string     `json:"header_id,omitempty"`
+	Verdict       string     `json:"verdict"`
+	Reason        string     `json:"reason"`
+	Detail        string     `json:"detail,omitempty"`
+	Kind          string     `json:"kind,omitempty"`
+	Sender        string     `json:"sender,omitempty"`
+	SenderDest    string     `json:"sender_dest,omitempty"`
+	Root          string     `json:"root,omitempty"`
+	Channel       string     `json:"channel,omitempty"`
+	Dest          string     `json:"dest,omitempty"`
+	Verb          string     `json:"verb,omitempty"`
+	UUID          string     `json:"uuid,omitempty"`
+	Sent          *time.Time `json:"sent,omitempty"`
+	Request       bool       `json:"request,omitempty"`
+	RequestID     string     `json:"request_id,omitempty"`
+	ResponderDest string     `json:"responder_dest,omitempty"`
+	ExitCode      *int32     `json:"exit_code,omitempty"`
+	Payload       *string    `json:"payload,omitempty"`        // when valid UTF-8
+	PayloadBase64 string     `json:"payload_base64,omitempty"` // otherwise
+	Body          string     `json:"body,omitempty"`           // base64, with -body
+	Hash          string     `json:"hash"`
+	PrevSeq       uint64     `json:"prev_seq"`
+	PrevHash      string     `json:"prev_hash"`
+}
+
+func (p *printer) jsonRecord(r *audit.Record) jsonRecord {
+	j := jsonRecord{Seq: r.Seq, Stored: r.Stored.UTC(), Subject: r.Subject, ID: r.ID(), HeaderID: r.HeaderID,
+		Verdict: "accepted", Reason: r.Reason, Detail: r.Detail,
+		Hash: hex.EncodeToString(r.Hash[:]), PrevSeq: r.PrevSeq, PrevHash: hex.EncodeToString(r.PrevHash[:])}
+	if !r.Accepted() {
+		j.Verdict = "rejected"
+	}
+	if p.body {
+		j.Body = base64.StdEncoding.EncodeToString(r.Body)
+	}
+	if !r.Decoded {
+		return j
+	}
+	sent := r.Sent.UTC()
+	j.Kind, j.Sender, j.SenderDest = kindName(r), r.Sender.String(), r.SenderDest
+	j.Root, j.Channel, j.Dest, j.Verb, j.UUID, j.Sent, j.Request = r.Root, r.Channel, r.Dest, r.Verb, r.UUID, &sent, r.Request
+	if r.Kind == sign.KindReply {
+		code := r.ExitCode
+		j.RequestID, j.ResponderDest, j.ExitCode = hex.EncodeToString(r.RequestID[:]), r.ResponderDest, &code
+	}
+	if utf8.Valid(r.Payload) {
+		s := string(r.Payload)
+		j.Payload = &s
+	} else {
+		j.PayloadBase64 = base64.StdEncoding.EncodeToString(r.Payload)
+	}
+	return j
+}
+
+func (p *printer) problem(pr audit.Problem) {
+	if p.json {
+		p.jsonLine(pr)
+		return
+	}
+	if p.err == nil {
+		_, p.err = fmt.Fprintln(p.w, pr.String())
+	}
+}
+
+func (p *printer) verifySummary(res audit.VerifyResult) {
+	if p.json {
+		p.jsonLine(struct {
+			Summary audit.VerifyResult `json:"summary"`
+		}{res})
+		return
+	}
+	if p.err != nil {
+		return
+	}
+	verdict := "ok"
+	if res.Problems > 0 {
+		verdict = fmt.Sprintf("FAILED: %d problem(s)", res.Problems)
+	}
+	_, p.err = fmt.Fprintf(p.w, "verify: %s: %d accepted and %d refused records checked; head seq %d hash %s\n",
+		verdict, res.Accepted, res.Rejected, res.Head.Seq, res.Head.Hash)
+}
+
+func (p *printer) stats(st *audit.Stats) {
+	if p.json {
+		p.jsonLine(st)
+		return
+	}
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(timeFormat)
+	}
+	p.row("records", fmt.Sprintf("%d accepted, %d refused (%d older refused evicted by the cap)", st.Accepted, st.Rejected, st.Evicted))
+	p.row("stream", fmt.Sprintf("up to seq %d, stored %s to %s", st.LastSeq, ts(st.First), ts(st.Last)))
+	p.row("head", fmt.Sprintf("seq %d hash %s", st.Head.Seq, st.Head.Hash))
+	p.row("")
+	p.row("VERDICT", "COUNT")
+	for _, c := range st.Verdicts {
+		p.row(c.Name, strconv.FormatUint(c.Accepted+c.Rejected, 10))
+	}
+	p.row("")
+	p.row("VERB", "ACCEPTED", "REFUSED")
+	for _, c := range st.Verbs {
+		p.row(cell(c.Name), strconv.FormatUint(c.Accepted, 10), strconv.FormatUint(c.Rejected, 10))
+	}
+	p.row("")
+	p.row("SENDER", "KEY", "ACCEPTED", "REFUSED")
+	for _, c := range st.Senders {
+		p.row(cell(c.Dest), c.KeyText, strconv.FormatUint(c.Accepted, 10), strconv.FormatUint(c.Rejected, 10))
+	}
+}
