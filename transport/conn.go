@@ -242,6 +242,12 @@ func (c *Conn) createStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 }
 
 func checkSubjects(cfg jetstream.StreamConfig, root string) error {
+	// A mirror or a sourced copy of the stream (a leaf node's local copy)
+	// has no subjects of its own but holds the messages under their
+	// original subjects: receivers may consume from it.
+	if cfg.Mirror != nil || len(cfg.Sources) > 0 {
+		return nil
+	}
 	for _, s := range cfg.Subjects {
 		if s == root+".>" || s == ">" {
 			return nil
@@ -253,10 +259,11 @@ func checkSubjects(cfg jetstream.StreamConfig, root string) error {
 // Publish stores body on subject with id as Nats-Msg-Id and returns the
 // stream sequence once the stream has acknowledged it. When no stream
 // captures the subject yet, it creates the stream and publishes again.
+// Whichever stream captures the subject answers: with spec naming a local
+// mirror (a leaf node), that is the hub's stream.
 func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, body []byte, id string) (uint64, error) {
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	msg.Header.Set(jetstream.ExpectedStreamHeader, spec.name())
 	ack, err := c.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		if _, serr := c.EnsureStream(ctx, spec); serr != nil {
@@ -265,22 +272,12 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 		ack, err = c.js.PublishMsg(ctx, msg)
 	}
 	if err != nil {
-		if isStreamNameMismatch(err) {
-			return 0, fmt.Errorf("%w: %s is stored by another stream than %s: %v", ErrStreamMismatch, subject, spec.name(), err)
-		}
 		return 0, fmt.Errorf("%w: publish to %s: %v", ErrJetStream, subject, err)
 	}
 	if ack.Duplicate {
 		return ack.Sequence, fmt.Errorf("%w: the stream already holds message %s (a duplicate)", ErrJetStream, id)
 	}
 	return ack.Sequence, nil
-}
-
-// isStreamNameMismatch matches the server's answer to Nats-Expected-Stream
-// naming another stream (JSStreamNotMatchErr, code 10060).
-func isStreamNameMismatch(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10060
 }
 
 func jitter(d time.Duration) time.Duration {

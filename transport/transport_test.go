@@ -275,3 +275,31 @@ func TestSubscribe_SinceDeliversRecentPast(t *testing.T) {
 		t.Fatalf("got %q, %v", d.Body, ok)
 	}
 }
+
+// A receiver may read from a mirror of the stream (a leaf node's copy):
+// it has no subjects of its own, but holds messages under theirs.
+func TestSubscribe_FromMirror(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	if _, err := conn.EnsureStream(ctx(t), spec()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.JetStream().CreateStream(ctx(t), jetstream.StreamConfig{Name: "MIRROR", Mirror: &jetstream.StreamSource{Name: "REMAPHORE"}}); err != nil {
+		t.Fatal(err)
+	}
+	msp := spec()
+	msp.Name = "MIRROR"
+	subj := MsgSubject("remaphore", DefaultChannel)
+	sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: msp, Subject: subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := conn.Publish(ctx(t), spec(), subj, []byte("via mirror"), "id-m"); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := recv(t, sub, 10*time.Second)
+	if !ok || string(d.Body) != "via mirror" || d.HeaderID != "id-m" {
+		t.Fatalf("got %+v, %v", d, ok)
+	}
+}
