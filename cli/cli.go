@@ -225,4 +225,3 @@ func (r *runner) pubkeyFlag() (sign.PublicKey, error) {
 	}
 	return k, nil
 }
-

@@ -58,10 +58,10 @@ type Subscription struct {
 	resetC chan struct{}
 
 	mu   sync.Mutex
-	gen  int                     // generation of the current consumer
-	next uint64                  // next stream sequence wanted
-	dseq uint64                  // last consumer sequence of this generation
-	cons jetstream.Consumer      // current consumer
+	gen  int                      // generation of the current consumer
+	next uint64                   // next stream sequence wanted
+	dseq uint64                   // last consumer sequence of this generation
+	cons jetstream.Consumer       // current consumer
 	cc   jetstream.ConsumeContext // current consumption
 }
 
