@@ -27,42 +27,60 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "running benchmarks: -count $COUNT -benchtime $BENCHTIME ..." >&2
 # Microbenchmarks at go test's own benchtime; whole-process ones at a fixed
-# count (each iteration starts processes).
+# count (each iteration starts processes); the fan-out (200 processes an
+# iteration) and the auditor (a 100,000-message backlog; a 1,000,000-record
+# store, built once and cached in $TMPDIR) at a few.
 go test -run NONE -bench . -count "$COUNT" -benchmem ./sign/ | tee "$out" >&2
-go test -run NONE -bench . -benchtime "$BENCHTIME" -count "$COUNT" -benchmem ./integration/bench/ | tee -a "$out" >&2
+go test -run NONE -bench 'Send|EndToEnd|Request' -benchtime "$BENCHTIME" -count "$COUNT" ./integration/bench/ | tee -a "$out" >&2
+go test -run NONE -bench 'Fanout' -benchtime 2x -count 3 ./integration/bench/ | tee -a "$out" >&2
+go test -run NONE -bench 'IngestBacklog|QueryUUID|QueryTimePage$|Verify' -benchtime 1x -count 3 -timeout 30m ./audit/ | tee -a "$out" >&2
 
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-# Median ns/op per benchmark, then the ratios the targets are set on.
+# Medians per benchmark and unit, then the ratios the targets are set on.
 awk '
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
-	for (i = 2; i <= NF; i++) if ($(i+1) == "ns/op") { v[name] = v[name] " " $i }
+	for (i = 3; i < NF; i += 2) v[name SUBSEP $(i+1)] = v[name SUBSEP $(i+1)] " " $i
 }
 function median(s,   a, n, i, j, t) {
 	n = split(s, a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-function ms(x) { return sprintf("%.2f ms", x / 1e6) }
-function us(x) { return sprintf("%.1f µs", x / 1e3) }
-function row(what, ours, theirs, target, unit,   r) {
-	if (!(ours in m) || !(theirs in m)) { printf "| %s | %s | %s | n/a | %s |\n", what, (ours in m) ? unit(m[ours]) : "-", (theirs in m) ? unit(m[theirs]) : "-", target; return }
-	r = m[ours] / m[theirs]
-	printf "| %s | %s | %s | %.2f | %s |\n", what, (unit == "us") ? us(m[ours]) : ms(m[ours]), (unit == "us") ? us(m[theirs]) : ms(m[theirs]), r, target
+function show(x, unit) {
+	if (unit == "ns/op") return x >= 1e6 ? sprintf("%.2f ms", x / 1e6) : sprintf("%.1f µs", x / 1e3)
+	return sprintf("%.0f %s", x, unit)
+}
+# row: ours and theirs in the same unit; ratio ours/theirs.
+function row(what, ours, theirs, unit, target,   a, b) {
+	a = ours SUBSEP unit; b = theirs SUBSEP unit
+	if (!(a in m) || !(b in m)) { printf "| %s | %s | %s | n/a | %s |\n", what, (a in m) ? show(m[a], unit) : "-", (b in m) ? show(m[b], unit) : "not run", target; return }
+	printf "| %s | %s | %s | %.2f | %s |\n", what, show(m[a], unit), show(m[b], unit), m[a] / m[b], target
+}
+# one: a single figure against an absolute target.
+function one(what, name, unit, target, scale, shown,   a) {
+	a = name SUBSEP unit
+	printf "| %s | %s | | | %s |\n", what, (a in m) ? sprintf("%.2f %s", m[a] * scale, shown) : "not run", target
 }
 END {
 	for (k in v) m[k] = median(v[k])
 	print "| comparison | ours (median) | theirs (median) | ratio | target |"
 	print "|---|---|---|---|---|"
-	row("remaphore -s vs minimal Go JetStream publisher", "BenchmarkSend/remaphore", "BenchmarkSend/minpub", "<= 1.3", "ms")
-	row("remaphore -s vs nats pub --jetstream", "BenchmarkSend/remaphore", "BenchmarkSend/natscli", "<= 0.4", "ms")
-	row("send to exit of waiting receiver vs minimal pub + ordered-consumer waiter", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/minimal", "<= 1.3", "ms")
-	row("send to exit of waiting receiver vs nats pub + nats sub --count 1", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/natscli", "<= 0.6", "ms")
-	row("request to 50 responders until all replied vs nats req --replies 50 + 50 nats reply --command", "BenchmarkRequest/remaphore", "BenchmarkRequest/natscli", "<= 1.5", "ms")
-	row("Seal, 64 B payload vs bare ed25519 sign", "BenchmarkSeal/64B", "BenchmarkBareEd25519Sign/64B", "<= 1.2", "us")
-	row("Open, 64 B payload vs bare ed25519 verify", "BenchmarkOpen/64B", "BenchmarkBareEd25519Verify/64B", "<= 1.2", "us")
-	row("Seal, 4 KiB payload vs bare ed25519 sign", "BenchmarkSeal/4KiB", "BenchmarkBareEd25519Sign/4KiB", "<= 1.2", "us")
-	row("Open, 4 KiB payload vs bare ed25519 verify", "BenchmarkOpen/4KiB", "BenchmarkBareEd25519Verify/4KiB", "<= 1.2", "us")
+	row("remaphore -s vs minimal Go JetStream publisher", "BenchmarkSend/remaphore", "BenchmarkSend/minpub", "ns/op", "<= 1.3")
+	row("remaphore -s vs nats pub --jetstream", "BenchmarkSend/remaphore", "BenchmarkSend/natscli", "ns/op", "<= 0.4")
+	row("send to exit of waiting receiver vs minimal pub + ordered-consumer waiter", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/minimal", "ns/op", "<= 1.3")
+	row("send to exit of waiting receiver vs nats pub + nats sub --count 1", "BenchmarkEndToEnd/remaphore", "BenchmarkEndToEnd/natscli", "ns/op", "<= 0.6")
+	row("one send to 200 waiting receivers until the last exited vs 200 nats sub --count 1", "BenchmarkFanout/remaphore", "BenchmarkFanout/natscli", "ns/op", "<= 1.5")
+	one("peak memory of one waiting receiver (VmHWM)", "BenchmarkFanout/remaphore", "peak-MiB/receiver", "<= 15 MiB", 1, "MiB")
+	row("request to 50 responders until all replied vs nats req --replies 50 + 50 nats reply --command", "BenchmarkRequest/remaphore", "BenchmarkRequest/natscli", "ns/op", "<= 1.5")
+	row("Seal, 64 B payload vs bare ed25519 sign", "BenchmarkSeal/64B", "BenchmarkBareEd25519Sign/64B", "ns/op", "<= 1.2")
+	row("Open, 64 B payload vs bare ed25519 verify", "BenchmarkOpen/64B", "BenchmarkBareEd25519Verify/64B", "ns/op", "<= 1.2")
+	row("Seal, 4 KiB payload vs bare ed25519 sign", "BenchmarkSeal/4KiB", "BenchmarkBareEd25519Sign/4KiB", "ns/op", "<= 1.2")
+	row("Open, 4 KiB payload vs bare ed25519 verify", "BenchmarkOpen/4KiB", "BenchmarkBareEd25519Verify/4KiB", "ns/op", "<= 1.2")
+	row("auditor ingest of a backlog vs a bare consumer that fetches and acks (msgs/s)", "BenchmarkIngestBacklog/auditor", "BenchmarkIngestBacklog/bare-ackall", "msgs/s", ">= 0.5 and >= 20000 msgs/s")
+	one("audit query -uuid over 1,000,000 records", "BenchmarkQueryUUID", "ns/op", "< 10 ms", 1e-6, "ms")
+	one("audit 100-record time-range page over 1,000,000 records", "BenchmarkQueryTimePage", "ns/op", "< 20 ms", 1e-6, "ms")
+	row("audit verify vs bare ed25519 verify, one CPU (records/s)", "BenchmarkVerify/store", "BenchmarkVerify/bare-ed25519-1cpu", "records/s", "reported")
 }' "$out"
