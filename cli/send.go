@@ -71,10 +71,12 @@ func (r *runner) prepare(request bool) (*sign.Envelope, policy.Pattern, error) {
 }
 
 func (r *runner) send(ctx context.Context) error {
+	start := time.Now()
 	env, _, err := r.prepare(false)
 	if err != nil {
 		return err
 	}
+	r.log.Debug("signed", "elapsed", time.Since(start))
 	if r.o.timeout == 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultSendTimeout)
@@ -85,11 +87,12 @@ func (r *runner) send(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	r.log.Debug("connected", "elapsed", time.Since(start), "server", conn.NATS().ConnectedUrlRedacted())
 	seq, err := conn.Publish(ctx, r.streamSpec(), transport.MsgSubject(r.cfg.Subject, r.o.channel), env.Body(), env.ID)
 	if err != nil {
 		return natsErr(err)
 	}
-	r.log.Info("sent", "id", env.ID, "seq", seq, "verb", env.Verb, "uuid", env.UUID, "dest", env.Dest, "sender", env.Sender)
+	r.log.Info("sent", "id", env.ID, "seq", seq, "verb", env.Verb, "uuid", env.UUID, "dest", env.Dest, "sender", env.Sender, "elapsed", time.Since(start))
 	return nil
 }
 
