@@ -132,6 +132,10 @@ func natsOptions(o Options, c *Conn) ([]nats.Option, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.NoCallbacksAfterClientClose(),
+		// Notice a dead connection (a network cut, an address change) in
+		// about 20 s instead of the client default of minutes.
+		nats.PingInterval(10 * time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
 				c.log.Warn("disconnected from NATS", "server", nc.ConnectedUrlRedacted(), "err", err)
@@ -256,28 +260,62 @@ func checkSubjects(cfg jetstream.StreamConfig, root string) error {
 	return fmt.Errorf("%w: stream %s captures %v, not %s.> (set stream: in the config to another name, or fix the stream's subjects)", ErrStreamMismatch, cfg.Name, cfg.Subjects, root)
 }
 
+// publishAttempt bounds one publish attempt. A stream whose leader is
+// being elected (its server just died) does not answer for a few seconds;
+// a short attempt retried until the caller's deadline gets through as soon
+// as the new leader is up.
+const publishAttempt = 2 * time.Second
+
 // Publish stores body on subject with id as Nats-Msg-Id and returns the
 // stream sequence once the stream has acknowledged it. When no stream
-// captures the subject yet, it creates the stream and publishes again.
-// Whichever stream captures the subject answers: with spec naming a local
-// mirror (a leaf node), that is the hub's stream.
+// captures the subject yet, it creates the stream. A publish that is not
+// acknowledged is retried with the same id until ctx is done; the stream's
+// duplicate window makes that safe, and a duplicate on a retry is the
+// earlier attempt, stored but unacknowledged. Whichever stream captures the
+// subject answers: with spec naming a local mirror (a leaf node), that is
+// the hub's stream.
 func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, body []byte, id string) (uint64, error) {
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	ack, err := c.js.PublishMsg(ctx, msg)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		if _, serr := c.EnsureStream(ctx, spec); serr != nil {
-			return 0, serr
+	ensured := false
+	backoff := 100 * time.Millisecond
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		ack, err := c.js.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			if ack.Duplicate && attempt == 1 {
+				return ack.Sequence, fmt.Errorf("%w: the stream already holds message %s (a duplicate)", ErrJetStream, id)
+			}
+			return ack.Sequence, nil
 		}
-		ack, err = c.js.PublishMsg(ctx, msg)
+		lastErr = err
+		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrConnectionClosed) || ctx.Err() != nil {
+			break
+		}
+		if !ensured && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
+			// No stream captures the subject yet, or its leader is
+			// being elected: create it if it is missing.
+			actx, cancel := context.WithTimeout(ctx, publishAttempt)
+			_, serr := c.EnsureStream(actx, spec)
+			cancel()
+			if errors.Is(serr, ErrStreamMismatch) {
+				return 0, serr
+			}
+			if serr == nil {
+				ensured = true
+				continue
+			}
+			lastErr = serr
+		}
+		c.log.Warn("publish not acknowledged yet, retrying", "subject", subject, "attempt", attempt, "err", lastErr)
+		if !sleep(ctx, jitter(backoff)) {
+			break
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("%w: publish to %s: %v", ErrJetStream, subject, err)
-	}
-	if ack.Duplicate {
-		return ack.Sequence, fmt.Errorf("%w: the stream already holds message %s (a duplicate)", ErrJetStream, id)
-	}
-	return ack.Sequence, nil
+	return 0, fmt.Errorf("%w: publish to %s: %v", ErrJetStream, subject, lastErr)
 }
 
 func jitter(d time.Duration) time.Duration {

@@ -139,11 +139,13 @@ func (s *Subscription) consume(ctx context.Context) error {
 		t := time.Now().Add(-s.opts.Since)
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &t
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A short attempt: during a stream leader election the first one
+	// times out, and the retry should not wait long behind it.
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	cons, err := s.conn.js.CreateConsumer(cctx, s.stream, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: create consumer on stream %s: %v", ErrJetStream, s.stream, err)
+		return fmt.Errorf("%w: create consumer on stream %s: %w", ErrJetStream, s.stream, err)
 	}
 	s.mu.Lock()
 	s.gen++
@@ -241,13 +243,20 @@ func (s *Subscription) supervise(ctx context.Context) {
 			go s.deleteConsumer(old)
 		}
 		backoff := 200 * time.Millisecond
-		for {
+		for failures := 1; ; failures++ {
 			err := s.consume(ctx)
 			if err == nil {
 				s.conn.log.Info("consumer recreated", "next_seq", s.nextSeq())
 				break
 			}
 			s.conn.log.Warn("cannot recreate the consumer, retrying", "err", err)
+			if failures%3 == 0 && errors.Is(err, context.DeadlineExceeded) {
+				// The server does not answer on this connection: it may
+				// be dead without the client knowing yet (a cut network,
+				// a changed address). Dial again rather than wait.
+				s.conn.log.Warn("forcing a reconnect")
+				_ = s.conn.nc.ForceReconnect()
+			}
 			if !sleep(ctx, jitter(backoff)) {
 				return
 			}

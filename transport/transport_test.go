@@ -225,18 +225,21 @@ func TestSubscribe_FailoverInCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	// Stop server 0, where the receiver is connected; make sure it is the
+	// stream's leader too, so that the publish right after it has to ride
+	// out a leader election (Publish retries short attempts until ctx).
+	for i := 0; i < 50 && leaderOf(t, admin) != "n1"; i++ {
+		stepDown(t, admin)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if l := leaderOf(t, admin); l != "n1" {
+		t.Logf("stream leader is %s, not n1: this run tests the failover of a follower", l)
+	}
 	c.Stop(0)
 	for i := 0; i < 3; i++ {
 		id := fmt.Sprint("after-failover-", i)
-		var perr error
-		for try := 0; try < 50; try++ {
-			if _, perr = admin.Publish(ctx(t), sp, subj, []byte(id), id); perr == nil {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if perr != nil {
-			t.Fatal(perr)
+		if _, err := admin.Publish(ctx(t), sp, subj, []byte(id), id); err != nil {
+			t.Fatalf("publish %d right after the leader's server stopped: %v", i, err)
 		}
 	}
 	for i := 0; i < 3; i++ {
@@ -301,5 +304,23 @@ func TestSubscribe_FromMirror(t *testing.T) {
 	d, ok := recv(t, sub, 10*time.Second)
 	if !ok || string(d.Body) != "via mirror" || d.HeaderID != "id-m" {
 		t.Fatalf("got %+v, %v", d, ok)
+	}
+}
+
+func leaderOf(t *testing.T, c *Conn) string {
+	st, err := c.JetStream().Stream(ctx(t), "REMAPHORE")
+	if err != nil {
+		return ""
+	}
+	if ci := st.CachedInfo().Cluster; ci != nil {
+		return ci.Leader
+	}
+	return ""
+}
+
+// stepDown asks the stream's leader to step down, so another is elected.
+func stepDown(t *testing.T, c *Conn) {
+	if _, err := c.NATS().Request("$JS.API.STREAM.LEADER.STEPDOWN.REMAPHORE", nil, 5*time.Second); err != nil {
+		t.Logf("step down: %v", err)
 	}
 }
