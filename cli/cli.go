@@ -47,14 +47,19 @@ const usageText = `Usage:
 Options:
 `
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("remaphore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+	// The flag package would print its error and the whole usage on a bad
+	// flag; remaphore prints one error line and a hint instead, and the
+	// usage only when asked (-h), on stdout.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // the flag package calls it on every bad flag
+	printUsage := func() {
+		fs.SetOutput(stdout)
+		fmt.Fprint(stdout, usageText)
 		fs.PrintDefaults()
-		fmt.Fprint(stderr, "\nExit codes: 0 received/answered/sent, 1 timeout, 2 usage or config error, 3 NATS error, 4 script failed (-o/-u)\n")
+		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout, 2 usage or config error, 3 NATS error, 4 script failed (-o/-u)\n")
 	}
 	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
 	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
@@ -72,9 +77,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
 			return nil, err
 		}
-		return nil, &exitError{code: ExitUsage, err: err, hint: "run remaphore -h for the options"}
+		hint := "run remaphore -h for the options"
+		if strings.Contains(err.Error(), "flag -t") || strings.Contains(err.Error(), "flag -since") {
+			hint = "durations look like 30s, 5m, 24h or 1h2m3s4ms"
+		}
+		return nil, &exitError{code: ExitUsage, err: err, hint: hint}
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "D" {
@@ -107,7 +117,7 @@ func (o *options) validate() error {
 // Main runs remaphore with args (without the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}

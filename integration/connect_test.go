@@ -185,6 +185,14 @@ func TestUsageErrors(t *testing.T) {
 			if !strings.Contains(lines[0], tc.want) {
 				t.Errorf("error line %q does not mention %q", lines[0], tc.want)
 			}
+			// Nothing else but the error and an optional hint: no usage
+			// dump, no log noise.
+			for _, l := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+				if !strings.HasPrefix(l, "remaphore: error:") && !strings.HasPrefix(l, "remaphore: hint:") {
+					t.Errorf("stderr holds more than the error and its hint: %q\n%s", l, p.describe())
+					break
+				}
+			}
 			if p.elapsed > 2*time.Second {
 				t.Errorf("took %v: a usage error must not wait for anything", p.elapsed)
 			}
