@@ -54,8 +54,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return printError(stderr, usageErr("", "no command given"))
+		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats; remaphore-audit -h says more", "no command given"))
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
@@ -75,7 +74,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "stats":
 		err = cmdStats(rest, stdout, stderr)
 	default:
-		fmt.Fprint(stderr, usageText)
 		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats", "unknown command %q", cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -95,12 +93,18 @@ type common struct {
 	logLevel   string
 	wait       time.Duration
 	configSet  bool
+	help       func()
 }
 
 func newFlags(name, synopsis string, stderr io.Writer, defaultLog string) *common {
 	c := &common{fs: flag.NewFlagSet("remaphore-audit "+name, flag.ContinueOnError)}
-	c.fs.SetOutput(stderr)
-	c.fs.Usage = func() {
+	// The flag package prints its error and the usage on every bad flag;
+	// the command prints one error line and a hint instead, and the usage
+	// only for -h.
+	c.fs.SetOutput(io.Discard)
+	c.fs.Usage = func() {}
+	c.help = func() {
+		c.fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "Usage: remaphore-audit %s %s\n\nFlags:\n", name, synopsis)
 		c.fs.PrintDefaults()
 	}
@@ -118,6 +122,7 @@ func (c *common) waitFlag() {
 func (c *common) parse(args []string) error {
 	if err := c.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			c.help()
 			return err
 		}
 		return &exitError{code: ExitUsage, err: err, hint: "run " + c.fs.Name() + " -h for its flags"}
