@@ -212,7 +212,7 @@ func (c *Conn) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		s, err = c.createStream(ctx, spec)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: stream %s: %v", ErrJetStream, name, err)
+		return nil, fmt.Errorf("%w: stream %s: %w", ErrJetStream, name, err)
 	}
 	if err := checkSubjects(s.CachedInfo().Config, spec.Root); err != nil {
 		return nil, err
@@ -302,6 +302,10 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 			cancel()
 			if errors.Is(serr, ErrStreamMismatch) {
 				return 0, serr
+			}
+			if errors.Is(serr, nats.ErrNoResponders) || errors.Is(serr, jetstream.ErrJetStreamNotEnabled) || errors.Is(serr, jetstream.ErrJetStreamNotEnabledForAccount) {
+				// Nobody answers the JetStream API itself.
+				return 0, fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %v", ErrJetStream, c.nc.ConnectedUrlRedacted(), serr)
 			}
 			if serr == nil {
 				ensured = true

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/remaphore/remaphore/internal/natstest"
@@ -322,5 +323,30 @@ func leaderOf(t *testing.T, c *Conn) string {
 func stepDown(t *testing.T, c *Conn) {
 	if _, err := c.NATS().Request("$JS.API.STREAM.LEADER.STEPDOWN.REMAPHORE", nil, 5*time.Second); err != nil {
 		t.Logf("step down: %v", err)
+	}
+}
+
+func TestPublish_NoJetStreamFailsAtOnce(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	conn, err := Connect(ctx(t), Options{Servers: []string{s.ClientURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_, err = conn.Publish(ctx(t), spec(), MsgSubject("remaphore", "all"), []byte("x"), "1")
+	if !errors.Is(err, ErrJetStream) || !strings.Contains(err.Error(), "no JetStream") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v: a server without JetStream is not worth retrying", d)
 	}
 }
