@@ -3,7 +3,6 @@ package audit
 import (
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ const maxChannels = 256
 // finishes its part of one batch starts on the next at once.
 type checkerPool struct {
 	root   string
+	prefix string // root + "."
 	rules  policy.Rules
 	shards []*shard
 }
@@ -52,7 +52,7 @@ type item struct {
 
 // newCheckerPool starts the shards; close stops them.
 func newCheckerPool(root string, peers []policy.Peer, skew time.Duration, shards int) (*checkerPool, error) {
-	p := &checkerPool{root: root, rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew}}
+	p := &checkerPool{root: root, prefix: root + ".", rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew}}
 	// Validate the rules once, up front.
 	if _, err := policy.NewChecker(p.rules); err != nil {
 		return nil, err
@@ -86,9 +86,7 @@ func (p *checkerPool) submit(items []*item) *sync.WaitGroup {
 	for _, it := range items {
 		i := 0
 		if len(p.shards) > 1 {
-			h := fnv.New32a()
-			h.Write([]byte(it.in.HeaderID))
-			i = int(h.Sum32() % uint32(len(p.shards)))
+			i = int(fnv32a(it.in.HeaderID) % uint32(len(p.shards)))
 		}
 		per[i] = append(per[i], it)
 	}
@@ -102,6 +100,16 @@ func (p *checkerPool) submit(items []*item) *sync.WaitGroup {
 	return wg
 }
 
+// fnv32a is hash/fnv's 32-bit FNV-1a of s, without its allocations.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
 // decide fills in each item's entry and returns when all are done.
 func (p *checkerPool) decide(items []*item) { p.submit(items).Wait() }
 
@@ -112,9 +120,10 @@ const (
 	subjReply
 )
 
-// parseSubject splits <root>.msg.<channel> and <root>.reply.<id>.
-func parseSubject(root, subject string) (shape int, token string) {
-	rest, ok := strings.CutPrefix(subject, root+".")
+// parseSubject splits <root>.msg.<channel> and <root>.reply.<id>; prefix
+// is "<root>.".
+func parseSubject(prefix, subject string) (shape int, token string) {
+	rest, ok := strings.CutPrefix(subject, prefix)
 	if !ok {
 		return subjOther, ""
 	}
@@ -128,7 +137,7 @@ func parseSubject(root, subject string) (shape int, token string) {
 }
 
 func (p *checkerPool) decideOne(sh *shard, it *item) {
-	shape, token := parseSubject(p.root, it.subject)
+	shape, token := parseSubject(p.prefix, it.subject)
 	// A message's channel is its subject's: a body signed for another
 	// channel is refused as wrong-channel. A reply's subject holds the
 	// request id instead, so its checker is the one of the channel it was

@@ -192,7 +192,7 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 
 // evict deletes the n oldest records and their index entries, and returns
 // the link of the last one deleted.
-func (w *kindTx) evict(n uint64, deltas map[string]int64) (link, uint64, error) {
+func (w *kindTx) evict(n uint64, deltas *counter) (link, uint64, error) {
 	var anchor link
 	var done uint64
 	c := w.rec.Cursor()
@@ -232,16 +232,43 @@ const (
 	catSender = 's' // 32-byte key followed by the peer destination
 )
 
-func countRecord(deltas map[string]int64, k *kind, r *Record, d int64) {
-	deltas[string([]byte{k.tag, catReason})+r.Reason] += d
-	if r.Decoded {
-		deltas[string([]byte{k.tag, catVerb})+r.Verb] += d
-		deltas[string([]byte{k.tag, catSender})+string(r.Sender[:])+r.SenderDest] += d
-	}
+// counter holds counter deltas by key; keys are built in buf and a
+// string is made only for a key not seen before.
+type counter struct {
+	m   map[string]*int64
+	buf []byte
 }
 
-func applyCounts(b *bolt.Bucket, deltas map[string]int64) error {
-	for k, d := range deltas {
+func (c *counter) add(key []byte, d int64) {
+	if p := c.m[string(key)]; p != nil {
+		*p += d
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]*int64{}
+	}
+	p := new(int64)
+	*p = d
+	c.m[string(key)] = p
+}
+
+func countRecord(deltas *counter, k *kind, r *Record, d int64) {
+	b := append(deltas.buf[:0], k.tag, catReason)
+	deltas.add(append(b, r.Reason...), d)
+	if r.Decoded {
+		b = append(b[:0], k.tag, catVerb)
+		deltas.add(append(b, r.Verb...), d)
+		b = append(b[:0], k.tag, catSender)
+		b = append(b, r.Sender[:]...)
+		b = append(b, r.SenderDest...)
+		deltas.add(b, d)
+	}
+	deltas.buf = b
+}
+
+func applyCounts(b *bolt.Bucket, deltas *counter) error {
+	for k, p := range deltas.m {
+		d := *p
 		if d == 0 {
 			continue
 		}

@@ -265,6 +265,7 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 // fetched is one fetch's messages; checked is a batch ready to commit.
 type fetched struct {
 	msgs []jetstream.Msg
+	mds  []*jetstream.MsgMetadata // each message's metadata; nil when it had none
 }
 
 type checked struct {
@@ -316,15 +317,18 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 	for ctx.Err() == nil {
 		b, err := cons.Fetch(in.o.Batch, jetstream.FetchMaxWait(in.o.FetchWait))
 		var msgs []jetstream.Msg
+		var mds []*jetstream.MsgMetadata
 		restart := false
 		if err == nil {
+			msgs = make([]jetstream.Msg, 0, in.o.Batch)
+			mds = make([]*jetstream.MsgMetadata, 0, in.o.Batch)
 			for m := range b.Messages() {
 				if in.o.lose != nil && in.o.lose(m) {
 					continue
 				}
 				md, merr := m.Metadata()
 				if merr != nil { // passed on: decide logs and skips it
-					msgs = append(msgs, m)
+					msgs, mds = append(msgs, m), append(mds, nil)
 					continue
 				}
 				seq := md.Sequence.Stream
@@ -339,7 +343,7 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 						"first", expect, "last", seq-1)
 				}
 				expect = max(expect, seq+1)
-				msgs = append(msgs, m)
+				msgs, mds = append(msgs, m), append(mds, md)
 			}
 			if err == nil {
 				err = b.Error()
@@ -347,7 +351,7 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 		}
 		if len(msgs) > 0 || (err == nil && !restart) {
 			select {
-			case out <- fetched{msgs: msgs}:
+			case out <- fetched{msgs: msgs, mds: mds}:
 			case <-ctx.Done():
 				return
 			}
@@ -437,11 +441,14 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 	}()
 	for f := range inC {
 		c := checked{fetched: len(f.msgs)}
-		var items []*item
+		// The items of a batch share one allocation.
+		all := make([]item, 0, len(f.msgs))
+		items := make([]*item, 0, len(f.msgs))
 		var ackSeq uint64
-		for _, m := range f.msgs {
-			md, err := m.Metadata()
-			if err != nil {
+		for i, m := range f.msgs {
+			md := f.mds[i]
+			if md == nil {
+				_, err := m.Metadata()
 				in.log.Warn("message without JetStream metadata, skipped", "subject", m.Subject(), "err", err)
 				continue
 			}
@@ -453,8 +460,9 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 				continue
 			}
 			last = seq
-			items = append(items, &item{subject: m.Subject(), seq: seq,
+			all = append(all, item{subject: m.Subject(), seq: seq,
 				in: policy.Input{Body: m.Data(), HeaderID: m.Headers().Get(jetstream.MsgIDHeader), Stored: md.Timestamp}})
+			items = append(items, &all[len(all)-1])
 		}
 		p := pending{c: c, items: items, done: in.pool.submit(items)}
 		select {

@@ -68,7 +68,13 @@ type Store struct {
 	path        string
 	ro          bool
 	maxRejected int
+	// arena is Append's buffer, kept between transactions (only the
+	// writer, inside its transaction, uses it).
+	arena []byte
 }
+
+// maxKeptArena is the largest Append buffer kept for the next batch.
+const maxKeptArena = 4 << 20
 
 // Open opens the database at path. A writable open creates the file and its
 // buckets when missing; a read-only open of a missing file is ErrNotFound.
@@ -203,13 +209,19 @@ type Entry struct {
 }
 
 func (e *Entry) record() *Record {
-	r := &Record{Seq: e.Seq, Stored: e.Stored, Subject: e.Subject, HeaderID: e.HeaderID,
+	r := &Record{}
+	e.fillRecord(r)
+	return r
+}
+
+// fillRecord sets r to the record of e (without its chain link).
+func (e *Entry) fillRecord(r *Record) {
+	*r = Record{Seq: e.Seq, Stored: e.Stored, Subject: e.Subject, HeaderID: e.HeaderID,
 		Reason: e.Reason.String(), Detail: e.Detail, Body: e.Body, SenderDest: e.SenderDest}
 	r.setFields(e.Env)
 	if !r.Decoded {
 		r.SenderDest = ""
 	}
-	return r
 }
 
 // AppendResult counts what one Append did.
@@ -290,21 +302,34 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 		w := [2]*kindTx{openKind(tx, kindAccepted), openKind(tx, kindRejected)}
 		heads := [2]link{readLink(m, metaHeadA), readLink(m, metaHeadR)}
 		counts := [2]uint64{readU64(m, metaCountA), readU64(m, metaCountR)}
-		deltas := map[string]int64{}
+		deltas := counter{}
 		// One arena for every key and value of the transaction: bbolt
-		// keeps references until the commit.
+		// keeps references until the commit. It is kept for the next
+		// transaction (this one is the only writer), unless it is large.
 		size := 0
 		for i := range entries {
 			size += 2*len(entries[i].Body) + 512
 		}
-		arena := make([]byte, 0, size)
+		arena := s.arena[:0]
+		if cap(arena) < size {
+			arena = make([]byte, 0, size)
+		}
+		defer func() {
+			if cap(arena) <= maxKeptArena {
+				s.arena = arena[:0]
+			} else {
+				s.arena = nil
+			}
+		}()
+		var rec Record
 		for i := range entries {
 			e := &entries[i]
 			if e.Seq <= last {
 				res.Skipped++
 				continue
 			}
-			r := e.record()
+			r := &rec
+			e.fillRecord(r)
 			k := 0
 			if !r.Accepted() {
 				k = 1
@@ -319,7 +344,7 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 			}
 			heads[k] = link{r.Seq, h}
 			counts[k]++
-			countRecord(deltas, kinds[k], r, 1)
+			countRecord(&deltas, kinds[k], r, 1)
 			if k == 0 {
 				res.Accepted++
 			} else {
@@ -335,7 +360,7 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 		// refused records then starts at the anchor: the evicted record
 		// the first remaining one links to.
 		if counts[1] > uint64(s.maxRejected) {
-			anchor, n, err := w[1].evict(counts[1]-uint64(s.maxRejected), deltas)
+			anchor, n, err := w[1].evict(counts[1]-uint64(s.maxRejected), &deltas)
 			if err != nil {
 				return err
 			}
@@ -363,7 +388,7 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 				return err
 			}
 		}
-		return applyCounts(tx.Bucket(bucketCount), deltas)
+		return applyCounts(tx.Bucket(bucketCount), &deltas)
 	})
 	return res, err
 }

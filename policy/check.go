@@ -226,8 +226,7 @@ func (c *Checker) Check(in Input) Verdict {
 	if env.Kind == sign.KindReply && !c.rules.Audit && env.RequestID != c.rules.RequestID {
 		return refuse(ReasonWrongRequest, "reply to request %x…, not this one", env.RequestID[:8])
 	}
-	var id [sign.IDSize]byte
-	copy(id[:], mustID(env.ID))
+	id := mustID(env)
 	// Remember the id until the skew check refuses it anyway.
 	if !c.replay.add(id, env.Sent.Add(c.rules.AllowSkew), ref) {
 		return refuse(ReasonReplay, "message %.16s… was seen before", env.ID)
@@ -255,10 +254,10 @@ func (c *Checker) Check(in Input) Verdict {
 	return v
 }
 
-func mustID(hexID string) []byte {
-	id, err := sign.ParseID(hexID)
-	if err != nil { // env.ID is computed by sign, always valid
-		panic(err)
+func mustID(env *sign.Envelope) [sign.IDSize]byte {
+	id, ok := env.IDBytes()
+	if !ok { // env.ID is computed by sign, always valid
+		panic(fmt.Sprintf("policy: envelope with invalid id %q", env.ID))
 	}
-	return id[:]
+	return id
 }

@@ -93,3 +93,20 @@ func BenchmarkBareEd25519Verify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecode is Decode alone: what the auditor and receivers pay
+// per message besides the signature check.
+func BenchmarkDecode(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			_, _, e := benchEnvelope(b, s.n)
+			body := e.Body()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -125,6 +125,36 @@ func ParseID(s string) ([IDSize]byte, error) {
 	return id, nil
 }
 
+// IDBytes returns the message id as bytes: the SHA-256 that ID spells in
+// lowercase hex, as [ParseID] reads it. ok is false when ID is not a valid
+// message id (an Envelope built by hand); Seal and Decode always set a
+// valid one. Unlike ParseID it does not allocate.
+func (e *Envelope) IDBytes() (id [IDSize]byte, ok bool) {
+	s := e.ID
+	if len(s) != 2*IDSize {
+		return [IDSize]byte{}, false
+	}
+	for i := range id {
+		hi, ok1 := lowerHex(s[2*i])
+		lo, ok2 := lowerHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return [IDSize]byte{}, false
+		}
+		id[i] = hi<<4 | lo
+	}
+	return id, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
 // Marshal returns the signed bytes of m, after checking every limit.
 func (m *Message) Marshal() ([]byte, error) {
 	if err := m.check(); err != nil {
@@ -246,22 +276,37 @@ func Decode(body []byte) (*Envelope, error) {
 	r := reader{b: signed}
 	e := &Envelope{}
 	m := &e.Message
-	switch tag := r.str8("tag", 32); tag {
+	switch tag := r.bytes8("tag", 32); string(tag) {
 	case tagMsg:
 		m.Kind = KindMsg
 	case tagReply:
 		m.Kind = KindReply
 	default:
 		if r.err == nil {
-			r.err = fmt.Errorf("%w: unknown tag %q (not a remaphore v1 envelope)", ErrMalformed, tag)
+			r.err = fmt.Errorf("%w: unknown tag %q (not a remaphore v1 envelope)", ErrMalformed, string(tag))
 		}
 	}
-	m.Root = r.str8("subject root", MaxRoot)
-	m.Channel = r.str8("channel", MaxChannel)
+	// The five strings share one allocation: a copy of the bytes from the
+	// root to the uuid (a few hundred at most, never the payload).
+	start := n - len(r.b)
+	var at [5][2]int // each string's start and end in signed
+	str := func(i int, name string, max int) {
+		f := r.bytes8(name, max)
+		end := n - len(r.b)
+		at[i] = [2]int{end - len(f), end}
+	}
+	str(0, "subject root", MaxRoot)
+	str(1, "channel", MaxChannel)
 	copy(m.Sender[:], r.take("sender", 32))
-	m.Dest = r.str8("destination", MaxDest)
-	m.Verb = r.str8("verb", MaxVerb)
-	m.UUID = r.str8("uuid", MaxUUID)
+	str(2, "destination", MaxDest)
+	str(3, "verb", MaxVerb)
+	str(4, "uuid", MaxUUID)
+	if r.err == nil {
+		strs := string(signed[start : n-len(r.b)])
+		for i, p := range []*string{&m.Root, &m.Channel, &m.Dest, &m.Verb, &m.UUID} {
+			*p = strs[at[i][0]-start : at[i][1]-start]
+		}
+	}
 	if t := r.take("sent time", 8); t != nil {
 		m.Sent = time.Unix(0, int64(binary.BigEndian.Uint64(t)))
 	}
@@ -332,18 +377,23 @@ func (r *reader) take(name string, n int) []byte {
 }
 
 func (r *reader) str8(name string, max int) string {
+	return string(r.bytes8(name, max))
+}
+
+// bytes8 reads a field of at most max bytes after its 1-byte length.
+func (r *reader) bytes8(name string, max int) []byte {
 	if r.err != nil {
-		return ""
+		return nil
 	}
 	if len(r.b) == 0 { // as take(name+" length", 1), without building the name
 		r.err = fmt.Errorf("%w: truncated at %s length (need 1 bytes, 0 left)", ErrMalformed, name)
-		return ""
+		return nil
 	}
 	l := r.b[0]
 	r.b = r.b[1:]
 	if int(l) > max {
 		r.err = fmt.Errorf("%w: %s too long (%d > %d bytes)", ErrTooLarge, name, l, max)
-		return ""
+		return nil
 	}
-	return string(r.take(name, int(l)))
+	return r.take(name, int(l))
 }

@@ -624,6 +624,47 @@ func TestEnvelope_ID(t *testing.T) {
 	}
 }
 
+func TestEnvelope_IDBytes(t *testing.T) {
+	k := keyFromSeed(t, fixedSeed())
+	e := mustSeal(t, testMsg(), k)
+	d, err := Decode(e.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []*Envelope{e, d} {
+		id, ok := env.IDBytes()
+		if !ok || id != sha256.Sum256(env.Signed) {
+			t.Fatalf("IDBytes = %x, %v; want the SHA-256 of the signed bytes", id, ok)
+		}
+		if want, err := ParseID(env.ID); err != nil || id != want {
+			t.Fatalf("IDBytes = %x, ParseID = %x, %v", id, want, err)
+		}
+	}
+	// Every id ParseID refuses, IDBytes refuses too.
+	upper := strings.ToUpper(e.ID)
+	for _, s := range []string{upper, "", e.ID[:63], e.ID + "0", "g" + e.ID[1:], " " + e.ID[1:], "0x" + e.ID[2:], "é" + e.ID[2:],
+		e.ID[:10] + "A" + e.ID[11:], e.ID[:63] + "G", e.ID[:63] + ":", e.ID[:63] + "/", e.ID[:63] + "`"} {
+		if _, perr := ParseID(s); perr == nil {
+			continue
+		}
+		if id, ok := (&Envelope{ID: s}).IDBytes(); ok || id != [IDSize]byte{} {
+			t.Errorf("IDBytes of %q = %x, %v; want the zero id, false", s, id, ok)
+		}
+	}
+	// Each hex digit reads as ParseID reads it.
+	for c := range 256 {
+		s := strings.Repeat("0", 63) + string(rune(c))
+		if c >= 0x80 {
+			continue
+		}
+		want, perr := ParseID(s)
+		got, ok := (&Envelope{ID: s}).IDBytes()
+		if ok != (perr == nil) || (ok && got != want) {
+			t.Errorf("last digit %q: IDBytes = %x, %v; ParseID = %x, %v", rune(c), got, ok, want, perr)
+		}
+	}
+}
+
 func TestParseID(t *testing.T) {
 	k := keyFromSeed(t, fixedSeed())
 	e := mustSeal(t, testMsg(), k)
