@@ -132,8 +132,10 @@ collect_logs() {
 # ---- build -----------------------------------------------------------------
 
 ensure_busybox() {
-	if [ ! -x /bin/busybox ]; then
-		[ "$(id -u)" = 0 ] || die "/bin/busybox is missing: install Debian's busybox-static (apt-get install busybox-static)"
+	# Missing, or Debian's dynamically linked busybox (which cannot run in
+	# a FROM scratch image): install busybox-static, which replaces it.
+	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+		[ "$(id -u)" = 0 ] || die "/bin/busybox is missing or not static: install Debian's busybox-static (apt-get install busybox-static)"
 		log "installing busybox-static (a static /bin/busybox for the images' shell)"
 		export DEBIAN_FRONTEND=noninteractive
 		{ apt-get install -y busybox-static || { apt-get update && apt-get install -y busybox-static; }; } \
