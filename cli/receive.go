@@ -50,13 +50,13 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		Config: r.cfg, Channel: o.channel, Since: o.since, Logger: r.log,
 		Filters: policy.Rules{Destination: dest, AnyDestination: o.anyDest, UUID: o.uuid, Verbs: verbs, Sender: sender},
 	}
-	if _, _, err := client.NewChecker(ro); err != nil {
-		return 0, usageErr("", "%v", err)
-	}
 	if len(r.cfg.Peers) == 0 {
 		r.log.Warn("the config has no [ Peers ]: no message can be accepted", "config", r.cfg.Path)
 	}
 	rcv, err := client.StartReceiver(ctx, ro)
+	if errors.Is(err, client.ErrRules) {
+		return 0, usageErr("", "%v", err)
+	}
 	if err != nil {
 		if o.timeout > 0 && ctx.Err() != nil {
 			err = fmt.Errorf("%w (gave up when -t %s ran out)", err, o.timeout)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -37,8 +38,8 @@ type Receiver struct {
 	dest    string
 }
 
-// NewChecker builds the policy checker a receiver with o applies.
-func NewChecker(o ReceiverOptions) (*policy.Checker, string, error) {
+// newChecker builds the policy checker a receiver with o applies.
+func newChecker(o ReceiverOptions) (*policy.Checker, string, error) {
 	c := o.Config
 	r := o.Filters
 	r.Root, r.Channel, r.Kind = c.Subject, o.Channel, sign.KindMsg
@@ -53,6 +54,10 @@ func NewChecker(o ReceiverOptions) (*policy.Checker, string, error) {
 	return ch, r.Destination, err
 }
 
+// ErrRules: the receiver's filters or the config's rules are invalid (a
+// usage or configuration error, found before any connection is made).
+var ErrRules = errors.New("invalid receiver rules")
+
 // StartReceiver connects (retrying until ctx is done), creates the live
 // consumer, and returns once the receiver is ready: every message stored
 // from now on reaches Next.
@@ -61,9 +66,9 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	checker, dest, err := NewChecker(o)
+	checker, dest, err := newChecker(o)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
 	r := &Receiver{conn: o.Conn, checker: checker, log: log, dest: dest}
 	if r.conn == nil {
