@@ -21,6 +21,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	// The binary under test is built from cli; importing it makes go
+	// test's cache notice when it changes.
+	_ "github.com/remaphore/remaphore/cli"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
