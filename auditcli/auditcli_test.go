@@ -7,11 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/remaphore/remaphore/internal/proctest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -344,28 +344,10 @@ func TestTail(t *testing.T) {
 	run(t, "tail", "-db", f.db, "-uuid", "zzz").want(t, ExitFailed)
 }
 
-// syncBuf is a buffer safe for the command's writes and the test's reads.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTail_Follow(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuf
+	var out, errb proctest.Buffer
 	done := make(chan int)
 	go func() {
 		done <- Run(ctx, []string{"tail", "-f", "-db", f.db, "-n", "1", "-json", "-interval", "20ms", "-verb", "ping"}, &out, &errb)

@@ -5,7 +5,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	// test's cache notice when it changes.
 	_ "github.com/remaphore/remaphore/cli"
 	"github.com/remaphore/remaphore/internal/natstest"
+	"github.com/remaphore/remaphore/internal/proctest"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
 )
@@ -67,11 +66,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "integration: temp dir: %v\n", err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "remaphore")
-	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", binary, "./cmd/remaphore")...)
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: FAILED to build ./cmd/remaphore: %v\n%s\n", err, out)
+	if binary, err = proctest.Build(dir, "github.com/remaphore/remaphore/cmd/remaphore", buildFlags...); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: FAILED to build the binary: %v\n", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -80,32 +76,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuf is a bytes.Buffer safe for the process's writes and the test's
-// reads at the same time.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one running (or finished) remaphore process.
 type proc struct {
 	name    string
 	args    []string
 	cmd     *exec.Cmd
-	stdout  syncBuf
-	stderr  syncBuf
+	stdout  proctest.Buffer
+	stderr  proctest.Buffer
 	started time.Time
 	done    chan struct{}
 	// set before done is closed

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/remaphore/remaphore/internal/proctest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,9 +27,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "remaphore-audit")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAILED to build remaphore-audit: %v\n%s", err, out)
+	if binary, err = proctest.Build(dir, "github.com/remaphore/remaphore/cmd/remaphore-audit"); err != nil {
+		fmt.Fprintf(os.Stderr, "FAILED to build remaphore-audit: %v\n", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -39,27 +37,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuf collects a process's output while the test reads it.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuf
+	stdout, stderr proctest.Buffer
 	done           chan struct{}
 	code           int
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/remaphore/remaphore/internal/natstest"
+	"github.com/remaphore/remaphore/internal/proctest"
 	"github.com/remaphore/remaphore/sign"
 )
 
@@ -34,14 +35,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bins.dir = dir
-	bins.remaphore = filepath.Join(dir, "remaphore")
-	bins.minpub = filepath.Join(dir, "minpub")
-	bins.minwait = filepath.Join(dir, "minwait")
-	for out, pkg := range map[string]string{bins.remaphore: "./cmd/remaphore", bins.minpub: "./integration/peers/minpub", bins.minwait: "./integration/peers/minwait"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = "../.."
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: go build %s: %v\n%s", pkg, err, b)
+	const mod = "github.com/remaphore/remaphore/"
+	for _, b := range []struct {
+		path *string
+		pkg  string
+	}{{&bins.remaphore, mod + "cmd/remaphore"}, {&bins.minpub, mod + "integration/peers/minpub"}, {&bins.minwait, mod + "integration/peers/minwait"}} {
+		if *b.path, err = proctest.Build(dir, b.pkg); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
 	}
