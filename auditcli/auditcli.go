@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/remaphore/remaphore/internal/exitcode"
 	"io"
 	"log/slog"
 	"os"
@@ -125,7 +126,7 @@ func (c *common) parse(args []string) error {
 			c.help()
 			return err
 		}
-		return &exitError{code: ExitUsage, err: err, hint: "run " + c.fs.Name() + " -h for its flags"}
+		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "run " + c.fs.Name() + " -h for its flags"}
 	}
 	if c.fs.NArg() > 0 {
 		return usageErr("run "+c.fs.Name()+" -h for its flags", "unexpected argument %q", c.fs.Arg(0))

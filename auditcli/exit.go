@@ -2,14 +2,11 @@ package auditcli
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 
 	"github.com/remaphore/remaphore/audit"
-	"github.com/remaphore/remaphore/config"
-	"github.com/remaphore/remaphore/policy"
-	"github.com/remaphore/remaphore/transport"
+	"github.com/remaphore/remaphore/internal/exitcode"
 )
 
 // Exit codes; see the package doc.
@@ -20,37 +17,18 @@ const (
 	ExitBackend = 3 // NATS, JetStream, or the database file
 )
 
-// exitError carries an exit code and an optional hint to the one exit path.
-type exitError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 func usageErr(hint, format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...), hint: hint}
+	return exitcode.UsageError(hint, format, args...)
 }
 
 // codeOf maps an error to its exit code and hint.
 func codeOf(err error) (int, string) {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code, ee.hint
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return ExitUsage, ce.Hint
+	if code, hint, ok := exitcode.Known(err); ok {
+		return code, hint
 	}
 	switch {
-	case errors.Is(err, config.ErrInvalid), errors.Is(err, config.ErrNotFound), errors.Is(err, config.ErrPermissions),
-		errors.Is(err, policy.ErrBadPattern), errors.Is(err, policy.ErrBadName), errors.Is(err, policy.ErrBadVerb),
-		errors.Is(err, audit.ErrBadQuery):
+	case errors.Is(err, audit.ErrBadQuery):
 		return ExitUsage, ""
-	case errors.Is(err, transport.ErrCredentials):
-		return ExitUsage, "credentials: in the config must name a NATS .creds file or an nkey seed file"
 	case errors.Is(err, audit.ErrNotFound):
 		return ExitBackend, "start remaphore-audit run first, or point -db (or audit_db) at the auditor's file"
 	case errors.Is(err, audit.ErrBusy):
@@ -71,9 +49,5 @@ func codeOf(err error) (int, string) {
 
 func printError(w io.Writer, err error) int {
 	code, hint := codeOf(err)
-	fmt.Fprintf(w, "remaphore-audit: error: %v\n", err)
-	if hint != "" {
-		fmt.Fprintf(w, "remaphore-audit: hint: %s\n", hint)
-	}
-	return code
+	return exitcode.Print(w, "remaphore-audit", err, code, hint)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/remaphore/remaphore/internal/exitcode"
 	"io"
 	"log/slog"
 	"os"
@@ -84,7 +85,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		if strings.Contains(err.Error(), "flag -t") || strings.Contains(err.Error(), "flag -since") {
 			hint = "durations look like 30s, 5m, 24h or 1h2m3s4ms"
 		}
-		return nil, &exitError{code: ExitUsage, err: err, hint: hint}
+		return nil, &exitcode.Error{Code: ExitUsage, Err: err, Hint: hint}
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "D" {
@@ -192,7 +193,7 @@ func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, erro
 
 func (r *runner) dialErr(err error) error {
 	if client.IsCredentialsError(err) {
-		return &exitError{code: ExitUsage, err: err, hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
+		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
 	}
 	return natsErr(err)
 }

@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"io"
 
-	"github.com/remaphore/remaphore/config"
-	"github.com/remaphore/remaphore/policy"
-	"github.com/remaphore/remaphore/transport"
+	"github.com/remaphore/remaphore/internal/exitcode"
 )
 
 // Exit codes; see the package doc.
@@ -19,48 +15,23 @@ const (
 	ExitScript  = 4
 )
 
-// exitError carries an exit code and an optional hint to Main's one exit path.
-type exitError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 func usageErr(hint, format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...), hint: hint}
+	return exitcode.UsageError(hint, format, args...)
 }
 
-func natsErr(err error) error { return &exitError{code: ExitNATS, err: err} }
+func natsErr(err error) error { return &exitcode.Error{Code: ExitNATS, Err: err} }
 
-// codeOf maps an error to its exit code and hint.
+// codeOf maps an error to its exit code and hint: configuration problems
+// are usage errors; everything else that reaches Main is NATS or
+// JetStream (connect, publish, stream).
 func codeOf(err error) (int, string) {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code, ee.hint
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return ExitUsage, ce.Hint
-	}
-	switch {
-	case errors.Is(err, config.ErrInvalid), errors.Is(err, config.ErrNotFound), errors.Is(err, config.ErrPermissions),
-		errors.Is(err, policy.ErrBadPattern), errors.Is(err, policy.ErrBadName), errors.Is(err, policy.ErrBadVerb),
-		errors.Is(err, policy.ErrNoIdentity), errors.Is(err, transport.ErrCredentials):
-		return ExitUsage, ""
-	case errors.Is(err, transport.ErrConnect), errors.Is(err, transport.ErrJetStream), errors.Is(err, transport.ErrStreamMismatch):
-		return ExitNATS, ""
+	if code, hint, ok := exitcode.Known(err); ok {
+		return code, hint
 	}
 	return ExitNATS, ""
 }
 
 func printError(w io.Writer, err error) int {
 	code, hint := codeOf(err)
-	fmt.Fprintf(w, "remaphore: error: %v\n", err)
-	if hint != "" {
-		fmt.Fprintf(w, "remaphore: hint: %s\n", hint)
-	}
-	return code
+	return exitcode.Print(w, "remaphore", err, code, hint)
 }
