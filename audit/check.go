@@ -52,7 +52,8 @@ type item struct {
 
 // newCheckerPool starts the shards; close stops them.
 func newCheckerPool(root string, peers []policy.Peer, skew time.Duration, shards int) (*checkerPool, error) {
-	p := &checkerPool{root: root, prefix: root + ".", rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew}}
+	p := &checkerPool{root: root, prefix: root + ".", rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew,
+		Verifiers: policy.NewVerifiers(peers)}}
 	// Validate the rules once, up front.
 	if _, err := policy.NewChecker(p.rules); err != nil {
 		return nil, err

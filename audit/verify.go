@@ -139,12 +139,13 @@ func verifyKind(tx *bolt.Tx, k *kind, prev link, add func(Problem)) (uint64, lin
 	}
 
 	jobs := make(chan verifyJob, 4)
+	keys := &verifiers{m: map[sign.PublicKey]*sign.Verifier{}}
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for j := range jobs {
 				for _, r := range j.recs {
-					if what, detail := checkBody(k, r); what != "" {
+					if what, detail := checkBody(k, r, keys); what != "" {
 						problem(r.Seq, what, "%s", detail)
 					}
 				}
@@ -238,16 +239,37 @@ func verifyKind(tx *bolt.Tx, k *kind, prev link, add func(Problem)) (uint64, lin
 	return n, prev
 }
 
+// verifiers keeps one signature verifier per sender key met in a verify
+// run, so that a sender's many records share its precomputed tables.
+type verifiers struct {
+	mu sync.Mutex
+	m  map[sign.PublicKey]*sign.Verifier
+}
+
+func (vs *verifiers) get(k sign.PublicKey) *sign.Verifier {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	v, ok := vs.m[k]
+	if !ok {
+		v = sign.NewVerifier(k)
+		vs.m[k] = v
+	}
+	return v
+}
+
 // checkBody re-checks a record's body: it decodes, its fields are the ones
 // stored, and for an accepted record its signature verifies and its id is
 // the Nats-Msg-Id it arrived with.
-func checkBody(k *kind, r *Record) (what, detail string) {
+func checkBody(k *kind, r *Record, keys *verifiers) (what, detail string) {
 	if k == kindAccepted {
 		if !r.Accepted() {
 			return "fields", fmt.Sprintf("an accepted record with reason %q", r.Reason)
 		}
-		env, err := sign.Open(r.Body)
+		env, err := sign.Decode(r.Body)
 		if err != nil {
+			return "signature", err.Error()
+		}
+		if err := env.VerifyWith(keys.get(env.Sender)); err != nil {
 			return "signature", err.Error()
 		}
 		if env.ID != r.HeaderID {

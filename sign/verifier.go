@@ -1,0 +1,58 @@
+package sign
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/remaphore/remaphore/internal/edverify"
+)
+
+// warmAfter is how many signatures a Verifier checks with crypto/ed25519
+// before it prepares its key's tables. Preparing costs about six
+// verifications and each later one is about four times cheaper, so a key
+// that signs a handful of messages never pays for tables it does not
+// need, and one that signs many pays them back within a few dozen.
+const warmAfter = 8
+
+// A Verifier checks signatures by one public key, with the same answers
+// as crypto/ed25519.Verify. A key seen often (the auditor reads every
+// message of every peer) is verified through precomputed tables
+// (internal/edverify). Safe for concurrent use.
+type Verifier struct {
+	pub  PublicKey
+	uses atomic.Uint32
+	once sync.Once
+	fast atomic.Pointer[edverify.Key]
+}
+
+// NewVerifier returns a Verifier for pub. It does no work until used.
+func NewVerifier(pub PublicKey) *Verifier { return &Verifier{pub: pub} }
+
+// Key returns the public key the Verifier checks.
+func (v *Verifier) Key() PublicKey { return v.pub }
+
+// Verify reports whether sig is the key's valid signature of data.
+func (v *Verifier) Verify(data, sig []byte) bool {
+	if k := v.fast.Load(); k != nil {
+		return k.Verify(data, sig)
+	}
+	if v.uses.Add(1) > warmAfter {
+		v.once.Do(func() { v.fast.Store(edverify.NewKey(v.pub)) })
+		return v.fast.Load().Verify(data, sig)
+	}
+	return len(sig) == ed25519.SignatureSize && ed25519.Verify(v.pub[:], data, sig)
+}
+
+// VerifyWith checks the signature with v, which must be the Verifier of
+// the envelope's sender; it decides exactly as Verify.
+func (e *Envelope) VerifyWith(v *Verifier) error {
+	if v == nil || v.pub != e.Sender {
+		return e.Verify()
+	}
+	if !v.Verify(e.Signed, e.Signature[:]) {
+		return fmt.Errorf("%w: signature does not verify for sender %s", ErrBadSignature, e.Sender)
+	}
+	return nil
+}
