@@ -31,6 +31,7 @@ echo "running benchmarks: -count $COUNT -benchtime $BENCHTIME ..." >&2
 # iteration) and the auditor (a 100,000-message backlog; a 1,000,000-record
 # store, built once and cached in $TMPDIR) at a few.
 go test -run NONE -bench . -count "$COUNT" -benchmem ./sign/ | tee "$out" >&2
+go test -run NONE -bench . -count "$COUNT" ./internal/edverify/ | tee -a "$out" >&2
 go test -run NONE -bench 'Send|EndToEnd|Request' -benchtime "$BENCHTIME" -count "$COUNT" ./integration/bench/ | tee -a "$out" >&2
 go test -run NONE -bench 'Fanout' -benchtime 2x -count 3 ./integration/bench/ | tee -a "$out" >&2
 go test -run NONE -bench 'IngestBacklog|QueryUUID|QueryTimePage$|Verify' -benchtime 1x -count 3 -timeout 30m ./audit/ | tee -a "$out" >&2
@@ -82,5 +83,7 @@ END {
 	row("auditor ingest of a backlog vs a bare consumer that fetches and acks (msgs/s)", "BenchmarkIngestBacklog/auditor", "BenchmarkIngestBacklog/bare-ackall", "msgs/s", ">= 0.5 and >= 20000 msgs/s")
 	one("audit query -uuid over 1,000,000 records", "BenchmarkQueryUUID", "ns/op", "< 10 ms", 1e-6, "ms")
 	one("audit 100-record time-range page over 1,000,000 records", "BenchmarkQueryTimePage", "ns/op", "< 20 ms", 1e-6, "ms")
+	row("warm per-key verifier (internal/edverify) vs crypto/ed25519 verify", "BenchmarkVerify/edverify", "BenchmarkVerify/crypto-ed25519", "ns/op", "reported")
 	row("audit verify vs bare ed25519 verify, one CPU (records/s)", "BenchmarkVerify/store", "BenchmarkVerify/bare-ed25519-1cpu", "records/s", "reported")
+	row("audit verify vs bare ed25519 verify, all CPUs (records/s)", "BenchmarkVerify/store", "BenchmarkVerify/bare-ed25519-allcpus", "records/s", "reported")
 }' "$out"
