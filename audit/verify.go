@@ -246,11 +246,17 @@ type verifiers struct {
 	m  map[sign.PublicKey]*sign.Verifier
 }
 
+// maxVerifiers bounds the keys given a Verifier (each may grow ~100 KiB of
+// tables). A file is checked because it may have been tampered with, and
+// one crafted with signatures by a million keys must not exhaust memory:
+// keys past the bound are checked by crypto/ed25519 alone.
+const maxVerifiers = 1024
+
 func (vs *verifiers) get(k sign.PublicKey) *sign.Verifier {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	v, ok := vs.m[k]
-	if !ok {
+	if !ok && len(vs.m) < maxVerifiers {
 		v = sign.NewVerifier(k)
 		vs.m[k] = v
 	}
