@@ -3,6 +3,7 @@ package sign
 import (
 	"crypto/ed25519"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +16,15 @@ import (
 // that signs a handful of messages never pays for tables it does not
 // need, and one that signs many pays them back within a few dozen.
 const warmAfter = 8
+
+// maxTables bounds how many keys hold tables at once in one process (~100 KiB
+// each, so ~100 MiB at most). An auditor trusting thousands of responders
+// that each answer a few requests would otherwise grow a table for every
+// one of them; keys past the bound are checked by crypto/ed25519 alone.
+var (
+	maxTables   int32 = 1024
+	tablesBuilt atomic.Int32
+)
 
 // A Verifier checks signatures by one public key, with the same answers
 // as crypto/ed25519.Verify. A key seen often (the auditor reads every
@@ -39,8 +49,18 @@ func (v *Verifier) Verify(data, sig []byte) bool {
 		return k.Verify(data, sig)
 	}
 	if v.uses.Add(1) > warmAfter {
-		v.once.Do(func() { v.fast.Store(edverify.NewKey(v.pub)) })
-		return v.fast.Load().Verify(data, sig)
+		v.once.Do(func() {
+			if tablesBuilt.Add(1) > maxTables {
+				tablesBuilt.Add(-1)
+				return // this key stays with crypto/ed25519
+			}
+			v.fast.Store(edverify.NewKey(v.pub))
+			// The tables go with the Verifier; so does their count.
+			runtime.AddCleanup(v, func(struct{}) { tablesBuilt.Add(-1) }, struct{}{})
+		})
+		if k := v.fast.Load(); k != nil {
+			return k.Verify(data, sig)
+		}
 	}
 	return len(sig) == ed25519.SignatureSize && ed25519.Verify(v.pub[:], data, sig)
 }

@@ -3,6 +3,7 @@ package sign
 import (
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -73,4 +74,62 @@ func TestEnvelope_VerifyWith(t *testing.T) {
 	if err := env.VerifyWith(v); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("corrupted signature: got %v, want ErrBadSignature", err)
 	}
+}
+
+// Past maxTables, keys keep being verified, by crypto/ed25519.
+func TestVerifier_TablesBounded(t *testing.T) {
+	// Wait for the other tests' verifiers to be collected, so that none
+	// frees a slot while this test counts.
+	for i := 0; tablesBuilt.Load() != 0; i++ {
+		if i == 100 {
+			t.Fatalf("%d tables still counted with no verifier alive", tablesBuilt.Load())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	old := maxTables
+	maxTables = 2
+	t.Cleanup(func() { maxTables = old })
+	var live []*Verifier
+	defer func() { runtime.KeepAlive(live) }()
+	for i := range 4 {
+		key, _ := GenerateKey(rand.Reader)
+		v := NewVerifier(key.Public())
+		live = append(live, v)
+		for j := range warmAfter + 2 {
+			data := []byte{byte(i), byte(j)}
+			if !v.Verify(data, key.Sign(data)) {
+				t.Fatalf("key %d: valid signature refused", i)
+			}
+			if v.Verify(data, key.Sign(append(data, 1))) {
+				t.Fatalf("key %d: signature of other data accepted", i)
+			}
+		}
+		if got := v.fast.Load() != nil; got != (i < 2) {
+			t.Fatalf("key %d: tables built = %v", i, got)
+		}
+	}
+}
+
+// The count of tables falls again when their Verifiers are collected.
+func TestVerifier_TablesReleased(t *testing.T) {
+	before := tablesBuilt.Load()
+	func() {
+		key, _ := GenerateKey(rand.Reader)
+		v := NewVerifier(key.Public())
+		for j := range warmAfter + 1 {
+			v.Verify([]byte{byte(j)}, key.Sign([]byte{byte(j)}))
+		}
+		if v.fast.Load() == nil {
+			t.Fatal("no tables built")
+		}
+	}()
+	for range 50 {
+		runtime.GC()
+		if tablesBuilt.Load() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d tables counted after the verifier was collected, %d before", tablesBuilt.Load(), before)
 }
