@@ -310,3 +310,37 @@ func TestCheck_AuditMode(t *testing.T) {
 		t.Fatalf("unknown sender: %v", v.Error())
 	}
 }
+
+// Once a peer's verifier has warmed up (it then checks through
+// precomputed tables), forgeries in its name are still refused, in audit
+// mode with shared Verifiers as for a receiver with its own.
+func TestCheck_ForgeriesRefusedAfterWarmUp(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		f := newFixture(t)
+		if shared {
+			f.rules.Audit = true
+			f.rules.Verifiers = NewVerifiers(f.rules.Peers)
+		}
+		c := f.checker(t)
+		for i := range 40 {
+			f.now = t0
+			good := seal(t, msg(func(m *sign.Message) { m.UUID = "u" + string(rune('a'+i%26)) + string(rune('a'+i/26)) }), f.alice)
+			if v := c.Check(good); !v.Accepted() {
+				t.Fatalf("shared=%v, message %d refused: %v", shared, i, v.Error())
+			}
+			forged := seal(t, msg(func(m *sign.Message) { m.UUID = "forged" }), f.alice)
+			forged.Body[len(forged.Body)-1-i%64] ^= 1 << (i % 8)
+			if v := c.Check(forged); v.Reason != ReasonBadSignature {
+				t.Fatalf("shared=%v, forgery %d: %v, want bad-signature", shared, i, v.Error())
+			}
+			swapped, _ := sign.Seal(msg(), f.mallory)
+			m := swapped.Message
+			m.Sender = f.alice.Public()
+			signed, _ := m.Marshal()
+			in := Input{Body: append(signed, swapped.Signature[:]...), HeaderID: sign.MessageID(signed)}
+			if v := c.Check(in); v.Reason != ReasonBadSignature {
+				t.Fatalf("shared=%v, mallory's signature in alice's name %d: %v", shared, i, v.Error())
+			}
+		}
+	}
+}
