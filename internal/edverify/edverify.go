@@ -130,7 +130,7 @@ func newTable(p *edwards25519.Point, w uint) *table {
 
 // digits writes the signed radix-2^w digits of the little-endian scalar s
 // (s < 2^253, as every reduced or canonical scalar is) into out, which
-// has windows(w) entries: s = Σ out[i]·2^(w·i), |out[i]| ≤ 2^(w-1). It
+// has windows(w) entries: s = Σ out[i]·2^(w·i), -2^(w-1) ≤ out[i] < 2^(w-1). It
 // reports false if a carry is left over, which no scalar < 2^253 leaves.
 func digits(s []byte, w uint, out []int16) bool {
 	carry := 0

@@ -296,8 +296,21 @@ func FuzzVerify(f *testing.F) {
 	}
 	tor := torsion(f)
 	f.Fuzz(func(t *testing.T, seed, msg []byte, op uint8, flip uint16) {
-		if len(seed) < 64 {
+		if op&64 != 0 && len(seed) >= 96 {
+			// Raw bytes as key and signature: random points, non-points,
+			// non-canonical encodings.
+			var pub [32]byte
+			copy(pub[:], seed[:32])
+			sig := seed[32:96]
+			want := ed25519.Verify(pub[:], msg, sig)
+			if got := NewKey(pub).Verify(msg, sig); got != want {
+				t.Fatalf("raw: edverify says %v, crypto/ed25519 says %v\npub %x\nmsg %x\nsig %x", got, want, pub, msg, sig)
+			}
 			return
+		}
+		if len(seed) < 64 {
+			h := sha512.Sum512(seed)
+			seed = append(h[:], seed...)
 		}
 		a, _ := edwards25519.NewScalar().SetUniformBytes(seed[:64])
 		var r *edwards25519.Scalar
@@ -311,7 +324,7 @@ func FuzzVerify(f *testing.F) {
 			ta = tor[op>>4&7]
 		}
 		if op&2 != 0 {
-			tr = tor[op>>1&7]
+			tr = tor[flip>>13&7]
 		}
 		pub, sig := signWith(a, r, ta, tr, msg)
 		if op&4 != 0 {
