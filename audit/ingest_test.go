@@ -574,3 +574,40 @@ func TestRun_AnotherStreamUnderTheSameNameIsRefused(t *testing.T) {
 		t.Fatalf("run on a new stream: %v, want ErrStreamChanged", err)
 	}
 }
+
+// After a peer's many valid messages (its verifier then checks through
+// precomputed tables) a forgery in its name is still refused.
+func TestRun_ForgeryAfterManyValid(t *testing.T) {
+	e := newNatsEnv(t)
+	want := map[uint64]string{}
+	forge := func() {
+		f := e.seal(e.alice)
+		body := f.Body()
+		body[len(f.Signed)-1] ^= 1
+		want[e.publish("remaphore.msg.all", body, sign.MessageID(body[:len(f.Signed)]))] = "bad-signature"
+	}
+	for i := range 60 {
+		_, seq := e.send(e.alice)
+		want[seq] = "accepted"
+		if i%20 == 19 {
+			forge()
+		}
+	}
+	au := e.start()
+	au.waitFor(t, uint64(len(want)))
+	au.stop(t)
+	e.view(func(s *Store) {
+		for seq, reason := range want {
+			r, err := s.Get(seq)
+			if err != nil || r == nil {
+				t.Fatalf("seq %d: %v %v", seq, r, err)
+			}
+			if r.Reason != reason {
+				t.Errorf("seq %d: %s (%s), want %s", seq, r.Reason, r.Detail, reason)
+			}
+		}
+		if ps := verifyProblems(t, s); len(ps) > 0 {
+			t.Fatalf("verify: %v", ps)
+		}
+	})
+}
