@@ -11,8 +11,8 @@ import (
 )
 
 // warmAfter is how many signatures a Verifier checks with crypto/ed25519
-// before it prepares its key's tables. Preparing costs about six
-// verifications and each later one is about four times cheaper, so a key
+// before it prepares its key's tables. Preparing costs about eight
+// verifications and each later one is three to four times cheaper, so a key
 // that signs a handful of messages never pays for tables it does not
 // need, and one that signs many pays them back within a few dozen.
 const warmAfter = 8
