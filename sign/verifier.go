@@ -40,9 +40,6 @@ type Verifier struct {
 // NewVerifier returns a Verifier for pub. It does no work until used.
 func NewVerifier(pub PublicKey) *Verifier { return &Verifier{pub: pub} }
 
-// Key returns the public key the Verifier checks.
-func (v *Verifier) Key() PublicKey { return v.pub }
-
 // Verify reports whether sig is the key's valid signature of data.
 func (v *Verifier) Verify(data, sig []byte) bool {
 	if k := v.fast.Load(); k != nil {
