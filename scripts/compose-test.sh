@@ -15,7 +15,7 @@
 # always torn down (containers, networks, volumes, images of this run), on
 # failure and on ctrl-c too; each run has its own compose project name.
 # Needs Go, a Docker engine, and `docker compose` or `docker-compose`.
-# See docs/compose.md.
+# See README.md, "The Docker Compose harness".
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
