@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"filippo.io/edwards25519"
 	"github.com/mr-tron/base58"
 	"github.com/nats-io/nkeys"
 )
@@ -41,6 +42,9 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		if err != nil {
 			return k, fmt.Errorf("%w: public key %s: %v", ErrBadKey, abbrev(s), err)
 		}
+		if err := checkPoint(raw, s); err != nil {
+			return k, err
+		}
 		copy(k[:], raw)
 		return k, nil
 	}
@@ -51,8 +55,29 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	if len(raw) != len(k) {
 		return k, fmt.Errorf("%w: public key %s decodes to %d bytes, want %d", ErrBadKey, abbrev(s), len(raw), len(k))
 	}
+	// Only the canonical spelling is a key: a text that decodes to 32
+	// bytes but encodes back differently (leading zeros, a decoder that
+	// tolerates more) would name a key the operator never wrote.
+	if base58.Encode(raw) != s {
+		return k, fmt.Errorf("%w: public key %s is not the base58 form of 32 bytes (an extra or missing character?)", ErrBadKey, abbrev(s))
+	}
+	if err := checkPoint(raw, s); err != nil {
+		return k, err
+	}
 	copy(k[:], raw)
 	return k, nil
+}
+
+// checkPoint refuses 32 bytes that are not an ed25519 public key (a point
+// on the curve): no signature can ever verify against them. A 43-character
+// key pasted with one more character often decodes to 32 bytes, a
+// canonical 44-character text; about half of those are not points, and
+// are caught here instead of becoming a peer no message can come from.
+func checkPoint(raw []byte, s string) error {
+	if _, err := new(edwards25519.Point).SetBytes(raw); err != nil {
+		return fmt.Errorf("%w: public key %s is not an ed25519 public key (a mistyped or mangled key?)", ErrBadKey, abbrev(s))
+	}
+	return nil
 }
 
 // PrivateKey is an ed25519 private key with its public key.
@@ -125,6 +150,9 @@ func ParsePrivateKey(s string) (PrivateKey, error) {
 	}
 	if len(raw) != ed25519.PrivateKeySize {
 		return PrivateKey{}, fmt.Errorf("%w: private key decodes to %d bytes, want %d (seed and public key)", ErrBadKey, len(raw), ed25519.PrivateKeySize)
+	}
+	if base58.Encode(raw) != s { // the canonical spelling only, as for public keys
+		return PrivateKey{}, fmt.Errorf("%w: private key is not the base58 form of 64 bytes (an extra or missing character?)", ErrBadKey)
 	}
 	k, err := fromSeed(raw[:ed25519.SeedSize])
 	if err != nil {
