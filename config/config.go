@@ -25,6 +25,13 @@ const (
 	DefaultReplicas     = 1
 	DefaultRetention    = 24 * time.Hour
 	DefaultMaxConsumers = 100000
+	// DefaultMaxBytes bounds the stream's storage (max_bytes): about a
+	// thousand messages at the 1 MiB payload limit, millions of ordinary
+	// ones. When full, the stream discards its oldest messages.
+	DefaultMaxBytes = 1 << 30
+	// MinMaxBytes is the smallest max_bytes accepted: room for a few
+	// messages of the largest size.
+	MinMaxBytes = 8 << 20
 )
 
 // Limits checked by Parse.
@@ -50,12 +57,15 @@ type Config struct {
 	Replicas        int               // "replicas", default 1, 1..5
 	Retention       time.Duration     // "retention", default 24h, > 0
 	MaxConsumers    int               // "max_consumers", default 100000, >= 1
+	MaxBytes        int64             // "max_bytes", default 1 GiB, >= 8 MiB
 	TLSCA           string            // "tls_ca"
 	TLSCert         string            // "tls_cert"; tls_cert and tls_key both or neither
 	TLSKey          string            // "tls_key"
 	AuditDB         string            // "audit_db"
 	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
 	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
+
+	lines map[string]int // key -> line it was set on, for errors about the files keys name
 }
 
 // Identity returns the configured identity whose public key is pub.
@@ -113,6 +123,7 @@ func init() {
 			return p.setInt(line, "max_consumers", v, 1, int(^uint(0)>>1), &p.c.MaxConsumers,
 				"write a number of at least 1 (every waiting receiver holds one consumer)")
 		}},
+		{"max_bytes", false, (*parser).setMaxBytes},
 		{"tls_ca", false, func(p *parser, _ int, v string) error { p.c.TLSCA = v; return nil }},
 		{"tls_cert", false, func(p *parser, _ int, v string) error { p.c.TLSCert = v; return nil }},
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
@@ -170,6 +181,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			Replicas:     DefaultReplicas,
 			Retention:    DefaultRetention,
 			MaxConsumers: DefaultMaxConsumers,
+			MaxBytes:     DefaultMaxBytes,
 		},
 		seen:     map[string]int{},
 		idLine:   map[sign.PublicKey]int{},
@@ -184,6 +196,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := p.finish(); err != nil {
 		return nil, err
 	}
+	p.c.lines = p.seen
 	return p.c, nil
 }
 
@@ -311,7 +324,32 @@ func (p *parser) keyInSection(n int, s, section string) error {
 		"key %s inside %s: keys must come before the first section", k, section)
 }
 
+// missingColon refuses "server nats://host:4222" and "credentials /x":
+// a known key followed by a space and no colon. Without this the first
+// line reads as the unknown key "server nats" (the colon of nats://), and
+// the second as a line that is not key: value. The value is not shown: it
+// may hold a password.
+func (p *parser) missingColon(n int, s string) error {
+	f := fields(s)
+	if len(f) < 2 || strings.HasPrefix(f[1], ":") || strings.HasSuffix(f[0], ":") {
+		return nil
+	}
+	k := lookupKey(strings.ToLower(f[0]))
+	if k == nil {
+		return nil
+	}
+	ex := exampleValue(k.name)
+	if ex == "" {
+		ex = "VALUE"
+	}
+	return p.errf(n, nil, "write "+k.name+": "+ex+" (a colon after the key)",
+		"%s has no colon after it: a key is written key: value", k.name)
+}
+
 func (p *parser) keyValue(n int, s string) error {
+	if err := p.missingColon(n, s); err != nil {
+		return err
+	}
 	i := strings.IndexByte(s, ':')
 	if i < 0 {
 		hint := "write key: value, for example server: nats://127.0.0.1:4222"
@@ -371,6 +409,8 @@ func exampleValue(name string) string {
 		return "1"
 	case "max_consumers":
 		return "100000"
+	case "max_bytes":
+		return "1GiB"
 	case "stream":
 		return "REMAPHORE"
 	}
@@ -425,10 +465,17 @@ func (p *parser) setServer(n int, v string) error {
 	return nil
 }
 
-// redact hides a password in a server URL for error messages.
+// redact hides a password in a server URL for error messages: user:xxxxx@
+// as nats.go writes it, and xxxxx@ for a user part alone, which NATS reads
+// as a token.
 func redact(v string) string {
 	if u, err := url.Parse(v); err == nil && u.User != nil {
-		return show(u.Redacted())
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+		return show(u.String())
 	}
 	if strings.Contains(v, "@") {
 		return "(a URL with credentials)"
@@ -574,6 +621,57 @@ func (p *parser) setInt(n int, name, v string, lo, hi int, dst *int, hint string
 		return p.errf(n, nil, hint, "%s must be %d to %d (got %d)", name, lo, hi, i)
 	}
 	*dst = i
+	return nil
+}
+
+// sizeUnits are the suffixes max_bytes accepts, binary as NATS's own
+// sizes are.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+
+// ParseSize reads a byte count: a whole number with an optional KiB, MiB,
+// GiB or TiB suffix ("1GiB", "512MiB", "1073741824").
+func ParseSize(v string) (int64, error) {
+	for _, u := range sizeUnits {
+		num, ok := strings.CutSuffix(v, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(trim(num), 10, 64)
+		if err != nil || n < 0 || num == "" || num[0] == '+' {
+			break
+		}
+		if n > (1<<62)/u.mult {
+			return 0, fmt.Errorf("%s is too large", show(v))
+		}
+		return n * u.mult, nil
+	}
+	return 0, fmt.Errorf("%s is not a size (a number with KiB, MiB, GiB or TiB)", show(v))
+}
+
+// FormatSize writes n as ParseSize reads it, in the largest unit that
+// divides it.
+func FormatSize(n int64) string {
+	for _, u := range sizeUnits[:4] {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (p *parser) setMaxBytes(n int, v string) error {
+	const hint = "write a size like 1GiB or 512MiB (the stream discards its oldest messages when full)"
+	size, err := ParseSize(v)
+	if err != nil {
+		return p.errf(n, nil, hint, "max_bytes: %v", err)
+	}
+	if size < MinMaxBytes {
+		return p.errf(n, nil, hint, "max_bytes must be at least %s (got %s)", FormatSize(MinMaxBytes), show(v))
+	}
+	p.c.MaxBytes = size
 	return nil
 }
 

@@ -55,6 +55,7 @@ com.crypto.us.right %s [ping]
 		Replicas:        1,
 		Retention:       24 * time.Hour,
 		MaxConsumers:    100000,
+		MaxBytes:        DefaultMaxBytes,
 		Identities:      []policy.Identity{{Key: me, Verbs: mustVerbs(t, "ping")}},
 		Peers:           []policy.Peer{{Dest: "com.crypto.us.right", Key: right.Public(), Verbs: mustVerbs(t, "ping")}},
 	}
@@ -291,6 +292,7 @@ com.example.a %s [ping]
 		t.Fatal(err)
 	}
 	c.MaxConsumers = DefaultMaxConsumers
+	c.MaxBytes = DefaultMaxBytes
 	if d := diffConfig(c, c2); d != "" {
 		t.Fatal(d)
 	}

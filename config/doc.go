@@ -43,6 +43,8 @@
 //	replicas          stream replicas, 1 to 5, default 1.
 //	retention         how long the stream keeps messages, default 24h.
 //	max_consumers     stream consumer limit, default 100000.
+//	max_bytes         stream size limit, default 1GiB (at least 8MiB);
+//	                  KiB, MiB, GiB, TiB or bytes. The oldest go first.
 //	tls_ca            CA file for the server's certificate.
 //	tls_cert, tls_key client certificate and key, both or neither.
 //	audit_db          the auditor's database file.
@@ -66,11 +68,17 @@
 //
 // [Parse] stops at the first problem and returns it as an [*Error] with the
 // file, the line, and a hint saying what to write instead; every one
-// matches [ErrInvalid]. An error never shows a private key. [Load] also
-// refuses a file that holds identities and is open to other users
-// ([ErrPermissions], fixed by chmod o-rwx FILE): owner and group may read
-// it, so that a group of users can share one configuration. A missing file
-// matches [ErrNotFound].
+// matches [ErrInvalid]. An error never shows a private key, nor a password
+// or token in a server URL (user:xxxxx@). [Load] also refuses, as ssh
+// does, a file that others can change (writable by group or others, or
+// owned by a user other than root and the one running remaphore), and one
+// that holds a secret (identities, a password in a server URL) and is open
+// to other users ([ErrPermissions]; the hint is the exact chmod or chown).
+// Owner and group may read it, so that a group of users can share one
+// configuration. [Config.CheckFiles] applies the same rules to the
+// credentials and TLS files, before a connection uses them. Symlinks are
+// followed: the target is judged, not the link or its directories. A
+// missing file matches [ErrNotFound].
 //
 // [Config.Format] writes the canonical form: keys in a fixed order, optional
 // keys only when they differ from their defaults, base58 keys. Parsing it

@@ -11,7 +11,7 @@ import (
 
 // Format returns the canonical text of c: the keys in a fixed order (every
 // server, then credentials, subject, default_identity, destination,
-// allow_skew, stream, replicas, retention, max_consumers, tls_ca, tls_cert,
+// allow_skew, stream, replicas, retention, max_consumers, max_bytes, tls_ca, tls_cert,
 // tls_key, audit_db), optional keys only when they differ from their
 // default (a zero field counts as the default), then [ Identities ] and
 // [ Peers ] with keys in base58 and verbs as [a, b] or [*]. For a Config that
@@ -54,6 +54,9 @@ func (c *Config) Format() []byte {
 	num("replicas", c.Replicas, DefaultReplicas)
 	dur("retention", c.Retention, DefaultRetention)
 	num("max_consumers", c.MaxConsumers, DefaultMaxConsumers)
+	if c.MaxBytes != 0 && c.MaxBytes != DefaultMaxBytes {
+		kv("max_bytes", FormatSize(c.MaxBytes))
+	}
 	str("tls_ca", c.TLSCA)
 	str("tls_cert", c.TLSCert)
 	str("tls_key", c.TLSKey)
@@ -86,8 +89,10 @@ func Example(id sign.PrivateKey) []byte {
 	return fmt.Appendf(nil, `# remaphore configuration. Default location: %s
 #
 # This file holds a private key: keep it readable by its owner and the group
-# of remaphore users only (chmod 640); remaphore refuses it when others may
-# read it. Relative paths below are relative to this file's directory.
+# of remaphore users only (chmod 640, owned by root or the user running
+# remaphore); remaphore refuses it when others may read it or anyone but its
+# owner may change it. Relative paths below are relative to this file's
+# directory.
 
 # NATS server URL (nats://, tls://, ws://, wss:// or host:port).
 # Repeat the line for failover servers; they are tried in order.
@@ -100,7 +105,8 @@ subject: %s
 default_identity: %s
 # This node's name, reverse dotted (tld.domain.host), globally unique.
 destination: com.example.host1
-# Largest accepted difference between a message's time and the local clock.
+# Largest accepted difference between a message's sent time and the time
+# the stream stored it (the server's clock, which every host shares).
 allow_skew: %s
 
 # Optional keys:
@@ -108,6 +114,7 @@ allow_skew: %s
 #   replicas       stream replicas, 1 to 5 (default 1; 3 in a cluster)
 #   retention      how long the stream keeps messages (default 24h)
 #   max_consumers  receivers that may wait at once (default 100000)
+#   max_bytes      stream size; the oldest messages go when full (default 1GiB)
 #   tls_ca         CA certificate of the NATS servers
 #   tls_cert       client certificate, with tls_key (both or neither)
 #   audit_db       the auditor's database file (remaphore-audit)

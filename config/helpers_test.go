@@ -46,6 +46,7 @@ func diffConfig(a, b *Config) string {
 	add("Replicas", a.Replicas, b.Replicas)
 	add("Retention", a.Retention, b.Retention)
 	add("MaxConsumers", a.MaxConsumers, b.MaxConsumers)
+	add("MaxBytes", a.MaxBytes, b.MaxBytes)
 	add("TLSCA", a.TLSCA, b.TLSCA)
 	add("TLSCert", a.TLSCert, b.TLSCert)
 	add("TLSKey", a.TLSKey, b.TLSKey)

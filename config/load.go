@@ -2,19 +2,20 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 )
 
 // Load reads the configuration file at path and parses it. A missing file
-// gives an *Error matching ErrNotFound. A file that holds [ Identities ]
-// (private keys) and grants any permission to others (mode & 0o007) is
-// refused with an *Error matching ErrPermissions: owner and group may read
-// it, as the spec intends for a group of remaphore users.
+// gives an *Error matching ErrNotFound. A file that others can change
+// (writable by group or others, or owned by a user other than root and the
+// one running remaphore) is refused with an *Error matching
+// ErrPermissions, as is one that holds a secret ([ Identities ], or a
+// password in a server URL) and grants any permission to others (mode &
+// 0o007): owner and group may read it, as the spec intends for a group of
+// remaphore users. The hint is the chmod or chown that fixes it.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -37,10 +38,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mode := fi.Mode().Perm(); len(c.Identities) > 0 && mode&0o007 != 0 && runtime.GOOS != "windows" {
-		return nil, &Error{File: path, kind: ErrPermissions,
-			Msg:  fmt.Sprintf("holds private keys ([ Identities ]) and is open to other users (mode %04o)", mode),
-			Hint: "chmod o-rwx " + path}
+	// fi is the open file's own (a symlink's target): what was checked is
+	// what was read.
+	secret, what := c.holdsSecret()
+	if msg, fix, ok := unsafeFile(path, fi, secret, what); !ok {
+		return nil, &Error{File: path, kind: ErrPermissions, Msg: msg, Hint: fix}
 	}
 	return c, nil
 }
@@ -53,7 +55,7 @@ func openError(path string, err error) error {
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Error{File: path, Msg: "no configuration file: " + msg, kind: ErrNotFound, err: err,
-			Hint: "pass -c FILE, or write one with: remaphore -C > " + DefaultPath}
+			Hint: "pass -c FILE, or write one with: remaphore -C " + DefaultPath}
 	}
 	hint := "check the path"
 	if errors.Is(err, fs.ErrPermission) {
