@@ -24,13 +24,24 @@ func StreamSpec(c *config.Config) transport.StreamSpec {
 		MaxAge:       c.Retention,
 		Duplicates:   transport.DuplicateWindow(c.AllowSkew),
 		MaxConsumers: c.MaxConsumers,
-		MaxMsgSize:   int32(sign.MaxBody + 4096),
+		// The envelope's limit, with room for the Nats-Msg-Id header
+		// (the stream counts headers too).
+		MaxMsgSize: int32(sign.MaxBody + 4096),
+		MaxBytes:   c.MaxBytes,
+		// An existing stream weaker than this one is refused.
+		MinDuplicates: transport.MinDuplicateWindow(c.AllowSkew),
 	}
 }
 
 // Dial connects with the config's servers, credentials and TLS files.
 // With retry it keeps trying until ctx is done (receivers with -t).
+// The credentials and TLS files are checked first (config.CheckFiles):
+// missing, or open to others, is a configuration error with the config's
+// file:line, before any network wait.
 func Dial(ctx context.Context, c *config.Config, retry bool, log *slog.Logger) (*transport.Conn, error) {
+	if err := c.CheckFiles(); err != nil {
+		return nil, err
+	}
 	return transport.Connect(ctx, transport.Options{
 		Servers:     c.Servers,
 		Credentials: resolve(c, c.Credentials),

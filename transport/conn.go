@@ -38,7 +38,9 @@ type Conn struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	mu     sync.Mutex
-	onConn []func() // called after each reconnect
+	onConn []func()        // called after each reconnect
+	ok     map[string]bool // streams checked on this connection
+	warned map[string]bool // "stream setting" warnings already logged
 }
 
 // NATS returns the underlying connection.
@@ -66,6 +68,10 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	url := strings.Join(o.Servers, ",")
+	// What errors and logs show: a password or token in a server URL
+	// never appears (the config's author wrote it; a log reader may not
+	// be allowed to see it).
+	shown := RedactURLs(o.Servers)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		nc, err := dial(ctx, url, opts)
@@ -74,14 +80,14 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			break
 		}
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-			return nil, fmt.Errorf("%w: %s refused the credentials in %s: %v", ErrConnect, strings.Join(o.Servers, ", "), o.Credentials, err)
+			return nil, fmt.Errorf("%w: %s refused the credentials in %s: %v", ErrConnect, shown, o.Credentials, err)
 		}
 		if !o.Retry || ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrConnect, strings.Join(o.Servers, ", "), err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrConnect, shown, err)
 		}
-		log.Warn("cannot connect, retrying", "servers", url, "attempt", attempt, "err", err)
+		log.Warn("cannot connect, retrying", "servers", shown, "attempt", attempt, "err", err)
 		if !sleep(ctx, jitter(backoff)) {
-			return nil, fmt.Errorf("%w: %s: %v (gave up at the timeout)", ErrConnect, strings.Join(o.Servers, ", "), err)
+			return nil, fmt.Errorf("%w: %s: %v (gave up at the timeout)", ErrConnect, shown, err)
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
@@ -190,6 +196,14 @@ func credentialsOption(path string) (nats.Option, error) {
 	return nil, fmt.Errorf("%w: %s holds neither a user JWT (.creds) nor an nkey user seed (SU…)", ErrCredentials, path)
 }
 
+// checked reports whether EnsureStream accepted the named stream on this
+// connection.
+func (c *Conn) checked(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ok[name]
+}
+
 func (c *Conn) onReconnect(f func()) (remove func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -204,7 +218,9 @@ func (c *Conn) onReconnect(f func()) (remove func()) {
 
 // EnsureStream returns the stream for spec, creating it when missing.
 // An existing stream is used as it is, never updated; one whose subjects do
-// not capture <root>.> is ErrStreamMismatch.
+// not capture <root>.> is ErrStreamMismatch, and with spec.MinDuplicates
+// set one weaker than spec is ErrStreamWeak (see StreamSpec). A server
+// without JetStream for the account is ErrNoJetStream, at once.
 func (c *Conn) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Stream, error) {
 	name := spec.name()
 	s, err := c.js.Stream(ctx, name)
@@ -212,13 +228,51 @@ func (c *Conn) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		s, err = c.createStream(ctx, spec)
 	}
 	if err != nil {
+		if noJetStream(err) {
+			return nil, noJSError{fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %w", ErrJetStream, c.nc.ConnectedUrlRedacted(), err)}
+		}
 		return nil, fmt.Errorf("%w: stream %s: %w", ErrJetStream, name, err)
 	}
-	if err := checkSubjects(s.CachedInfo().Config, spec.Root); err != nil {
+	cfg := s.CachedInfo().Config
+	if err := checkStream(cfg, spec); err != nil {
 		return nil, err
 	}
+	if cfg.Mirror != nil && spec.MinDuplicates > 0 && cfg.Mirror.External == nil && cfg.Mirror.Domain == "" {
+		// The origin is in this account's domain: the messages a mirror
+		// holds were deduplicated (or not) there.
+		if o, err := c.js.Stream(ctx, cfg.Mirror.Name); err == nil {
+			if err := checkStream(o.CachedInfo().Config, StreamSpec{Root: spec.Root, Name: cfg.Mirror.Name,
+				MinDuplicates: spec.MinDuplicates, MaxMsgSize: spec.MaxMsgSize}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if spec.MinDuplicates > 0 && cfg.Mirror == nil {
+		c.warnDiffers(cfg, spec)
+	}
+	c.mu.Lock()
+	if c.ok == nil {
+		c.ok = map[string]bool{}
+	}
+	c.ok[name] = true
+	c.mu.Unlock()
 	return s, nil
 }
+
+// noJetStream reports an error that says nobody serves the JetStream API
+// for this account: the server has JetStream off, or the account has none.
+// A retry does not help; during a leader election the API times out
+// instead, which is retried.
+func noJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
+}
+
+// noJSError matches ErrNoJetStream without repeating it in the text.
+type noJSError struct{ error }
+
+func (noJSError) Is(target error) bool { return target == ErrNoJetStream }
+func (e noJSError) Unwrap() error      { return e.error }
 
 func (c *Conn) createStream(ctx context.Context, spec StreamSpec) (jetstream.Stream, error) {
 	cfg := jetstream.StreamConfig{
@@ -233,6 +287,10 @@ func (c *Conn) createStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		Replicas:     max(spec.Replicas, 1),
 		MaxConsumers: spec.MaxConsumers,
 		MaxMsgSize:   spec.MaxMsgSize,
+		MaxBytes:     spec.MaxBytes,
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = -1 // NATS's "no limit"
 	}
 	s, err := c.js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -240,24 +298,101 @@ func (c *Conn) createStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		return c.js.Stream(ctx, cfg.Name)
 	}
 	if err == nil {
-		c.log.Info("created stream", "stream", cfg.Name, "subjects", cfg.Subjects, "replicas", cfg.Replicas, "max_age", cfg.MaxAge)
+		c.log.Info("created stream", "stream", cfg.Name, "subjects", cfg.Subjects, "replicas", cfg.Replicas, "max_age", cfg.MaxAge,
+			"max_bytes", cfg.MaxBytes, "max_msg_size", cfg.MaxMsgSize, "duplicate_window", cfg.Duplicates)
 	}
 	return s, err
 }
 
-func checkSubjects(cfg jetstream.StreamConfig, root string) error {
-	// A mirror or a sourced copy of the stream (a leaf node's local copy)
-	// has no subjects of its own but holds the messages under their
-	// original subjects: receivers may consume from it.
-	if cfg.Mirror != nil || len(cfg.Sources) > 0 {
+// checkStream refuses an existing stream that does not capture the root's
+// subjects, and, when spec.MinDuplicates is set, one weaker than spec.
+func checkStream(cfg jetstream.StreamConfig, spec StreamSpec) error {
+	root := spec.Root
+	streamErr := func(kind error, setting, msg, fix string) error {
+		return &StreamError{Stream: cfg.Name, Setting: setting, Msg: msg, Fix: fix, kind: kind}
+	}
+	if m := cfg.Mirror; m != nil {
+		// A mirror (a leaf node's local copy) has no subjects of its own
+		// but holds the messages under their original subjects: receivers
+		// may consume from it, when it copies the root's stream whole.
+		want := StreamName(root)
+		if spec.MinDuplicates > 0 && m.Name != want {
+			return streamErr(ErrStreamWeak, "mirror", fmt.Sprintf("is a mirror of stream %s, not of %s (the stream of subject %s)", m.Name, want, root),
+				fmt.Sprintf("set stream: in the config to a mirror of %s, or remove the line to use %s itself", want, want))
+		}
+		if spec.MinDuplicates > 0 && (m.FilterSubject != "" && m.FilterSubject != root+".>" || len(m.SubjectTransforms) > 0) {
+			return streamErr(ErrStreamWeak, "mirror", fmt.Sprintf("mirrors only part of %s, or rewrites its subjects", m.Name),
+				fmt.Sprintf("mirror %s whole: no filter subject and no subject transforms", m.Name))
+		}
 		return nil
 	}
+	covered := false
 	for _, s := range cfg.Subjects {
 		if s == root+".>" || s == ">" {
-			return nil
+			covered = true
 		}
 	}
-	return fmt.Errorf("%w: stream %s captures %v, not %s.> (set stream: in the config to another name, or fix the stream's subjects)", ErrStreamMismatch, cfg.Name, cfg.Subjects, root)
+	if !covered {
+		return streamErr(ErrStreamMismatch, "subjects", fmt.Sprintf("captures %v, not %s.>", cfg.Subjects, root),
+			fmt.Sprintf("set stream: in the config to another name, or add the subjects: nats stream edit %s --subjects '%s.>'", cfg.Name, root))
+	}
+	if spec.MinDuplicates <= 0 {
+		return nil
+	}
+	if cfg.Duplicates < spec.MinDuplicates {
+		return streamErr(ErrStreamWeak, "duplicate_window",
+			fmt.Sprintf("duplicate window %s is shorter than allow_skew needs (%s = 2*allow_skew + 1m): a captured message published again after %s would be stored and delivered again",
+				cfg.Duplicates, spec.MinDuplicates, cfg.Duplicates),
+			fmt.Sprintf("nats stream edit %s --dupe-window %s", cfg.Name, max(spec.Duplicates, spec.MinDuplicates)))
+	}
+	if spec.MaxMsgSize > 0 && (cfg.MaxMsgSize <= 0 || cfg.MaxMsgSize > spec.MaxMsgSize) {
+		have := "unlimited"
+		if cfg.MaxMsgSize > 0 {
+			have = fmt.Sprintf("%d bytes", cfg.MaxMsgSize)
+		}
+		return streamErr(ErrStreamWeak, "max_msg_size",
+			fmt.Sprintf("message size limit is %s, more than the %d bytes a remaphore message can be: anyone who may publish can fill it with larger junk", have, spec.MaxMsgSize),
+			fmt.Sprintf("nats stream edit %s --max-msg-size %d", cfg.Name, spec.MaxMsgSize))
+	}
+	return nil
+}
+
+// warnDiffers logs once per setting the ones of an existing stream that
+// differ from the config's: the stream is used as it is.
+func (c *Conn) warnDiffers(cfg jetstream.StreamConfig, spec StreamSpec) {
+	type diff struct {
+		key, setting, flag string
+		have, want         string
+	}
+	var ds []diff
+	if spec.MaxAge > 0 && cfg.MaxAge != spec.MaxAge {
+		ds = append(ds, diff{"retention", "max_age", "--max-age", cfg.MaxAge.String(), spec.MaxAge.String()})
+	}
+	if want := max(spec.Replicas, 1); cfg.Replicas != want {
+		ds = append(ds, diff{"replicas", "replicas", "--replicas", fmt.Sprint(cfg.Replicas), fmt.Sprint(want)})
+	}
+	if spec.MaxConsumers > 0 && cfg.MaxConsumers != spec.MaxConsumers {
+		ds = append(ds, diff{"max_consumers", "max_consumers", "--max-consumers", fmt.Sprint(cfg.MaxConsumers), fmt.Sprint(spec.MaxConsumers)})
+	}
+	if spec.MaxBytes > 0 && cfg.MaxBytes != spec.MaxBytes {
+		ds = append(ds, diff{"max_bytes", "max_bytes", "--max-bytes", fmt.Sprint(cfg.MaxBytes), fmt.Sprint(spec.MaxBytes)})
+	}
+	for _, d := range ds {
+		k := cfg.Name + " " + d.setting
+		c.mu.Lock()
+		seen := c.warned[k]
+		if c.warned == nil {
+			c.warned = map[string]bool{}
+		}
+		c.warned[k] = true
+		c.mu.Unlock()
+		if seen {
+			continue
+		}
+		c.log.Warn("the existing stream's "+d.setting+" differs from the config's "+d.key+"; the stream is used as it is",
+			"stream", cfg.Name, "stream_value", d.have, "config_value", d.want,
+			"fix", fmt.Sprintf("nats stream edit %s %s %s", cfg.Name, d.flag, d.want))
+	}
 }
 
 // publishAttempt bounds one publish attempt. A stream whose leader is
@@ -278,6 +413,22 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	ensured := false
+	if spec.MinDuplicates > 0 && !c.checked(spec.name()) {
+		// A stream someone set up in advance with weaker settings is
+		// refused before anything is stored in it (a requester and a
+		// responder checked it already, when they subscribed).
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		_, err := c.EnsureStream(actx, spec)
+		cancel()
+		switch {
+		case err == nil:
+			ensured = true
+		case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrStreamWeak), errors.Is(err, ErrNoJetStream):
+			return 0, err
+		}
+		// Anything else (a leader election's timeout): publish anyway,
+		// as below, retrying until ctx is done.
+	}
 	backoff := 100 * time.Millisecond
 	var lastErr error
 	for attempt := 1; ; attempt++ {
@@ -300,12 +451,8 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 			actx, cancel := context.WithTimeout(ctx, publishAttempt)
 			_, serr := c.EnsureStream(actx, spec)
 			cancel()
-			if errors.Is(serr, ErrStreamMismatch) {
+			if errors.Is(serr, ErrStreamMismatch) || errors.Is(serr, ErrStreamWeak) || errors.Is(serr, ErrNoJetStream) {
 				return 0, serr
-			}
-			if errors.Is(serr, nats.ErrNoResponders) || errors.Is(serr, jetstream.ErrJetStreamNotEnabled) || errors.Is(serr, jetstream.ErrJetStreamNotEnabledForAccount) {
-				// Nobody answers the JetStream API itself.
-				return 0, fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %v", ErrJetStream, c.nc.ConnectedUrlRedacted(), serr)
 			}
 			if serr == nil {
 				ensured = true

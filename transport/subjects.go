@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -50,6 +51,14 @@ type StreamSpec struct {
 	Duplicates   time.Duration
 	MaxConsumers int
 	MaxMsgSize   int32
+	MaxBytes     int64 // 0: no byte limit (tests); the config's default is 1 GiB
+	// MinDuplicates, when set, makes EnsureStream refuse an existing stream
+	// weaker than this spec (ErrStreamWeak): a duplicate window shorter
+	// than MinDuplicates, no message size limit or one above MaxMsgSize, or
+	// a mirror of another stream. Settings that only differ (MaxAge,
+	// Replicas, MaxConsumers, MaxBytes) are logged once at WARN. Zero:
+	// only the subjects are checked (the auditor's package tests).
+	MinDuplicates time.Duration
 }
 
 func (s StreamSpec) name() string {
@@ -59,9 +68,47 @@ func (s StreamSpec) name() string {
 	return StreamName(s.Root)
 }
 
-// DuplicateWindow is the smallest duplicate window for allow_skew: a
-// captured message re-published within the window is dropped by the
-// stream; after it the skew check refuses it.
+// DuplicateWindow is the duplicate window remaphore creates a stream
+// with for allow_skew: a captured message re-published within the window
+// is dropped by the stream; after it the skew check refuses it.
 func DuplicateWindow(allowSkew time.Duration) time.Duration {
-	return max(2*allowSkew+time.Minute, 2*time.Minute)
+	return max(MinDuplicateWindow(allowSkew), 2*time.Minute)
+}
+
+// MinDuplicateWindow is the shortest duplicate window an existing stream
+// may have for allow_skew (DESIGN: at least 2*allow_skew + 1m): a copy
+// re-published later than allow_skew after the original is refused as
+// stale, one within it is dropped by the stream, with a minute of margin
+// for the time a publish takes.
+func MinDuplicateWindow(allowSkew time.Duration) time.Duration {
+	return 2*allowSkew + time.Minute
+}
+
+// RedactURL hides the user information of a server URL, for errors and
+// logs: user:xxxxx@ for a user and password (as nats.go shows it),
+// xxxxx@ for a user part alone, which NATS takes as a token. Text that is
+// not a URL but holds an @ is hidden whole.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if strings.Contains(s, "@") { // host:port forms parse as opaque URLs
+			return "(a server address with credentials)"
+		}
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	} else {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
+}
+
+// RedactURLs joins the redacted forms of servers with ", ".
+func RedactURLs(servers []string) string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = RedactURL(s)
+	}
+	return strings.Join(out, ", ")
 }

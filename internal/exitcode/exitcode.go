@@ -45,6 +45,12 @@ func Known(err error) (code int, hint string, ok bool) {
 	if errors.As(err, &ce) {
 		return Usage, ce.Hint, true
 	}
+	// An existing stream that does not fit the config is the operator's
+	// to fix, like a config error; the hint is the command that fixes it.
+	var se *transport.StreamError
+	if errors.As(err, &se) {
+		return Usage, se.Fix, true
+	}
 	switch {
 	case errors.Is(err, config.ErrInvalid), errors.Is(err, config.ErrNotFound), errors.Is(err, config.ErrPermissions),
 		errors.Is(err, policy.ErrBadPattern), errors.Is(err, policy.ErrBadName), errors.Is(err, policy.ErrBadVerb),
