@@ -43,7 +43,7 @@ const usageText = `Usage:
   remaphore -s [options] [message]      send a message and return once it is stored
   remaphore -r [options] [message]      send a request and print every answer
   remaphore [options] [script [args]]   wait for messages (and run script for each)
-  remaphore -C                          print an example config file
+  remaphore -C [FILE]                   write an example config file (fresh key) to FILE at mode 0600, or print it
 
 Options:
 `
@@ -64,7 +64,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	}
 	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
 	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
-	fs.BoolVar(&o.example, "C", false, "Print an example config file (with a fresh key) to stdout")
+	fs.BoolVar(&o.example, "C", false, "Write an example config file (with a fresh key): -C FILE creates FILE at mode 0600 (never overwriting); -C alone prints it")
 	fs.StringVar(&o.configPath, "c", config.DefaultPath, "Config `file`")
 	fs.StringVar(&o.channel, "S", transport.DefaultChannel, "NATS subject (channel) to communicate on; sender and receivers must agree")
 	fs.StringVar(&o.dest, "D", "", "Send: destination `pattern` to match (default **). Receive: destination to match for (default: the config's)")
@@ -132,11 +132,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if o.example {
-		key, err := sign.GenerateKey(nil)
-		if err != nil {
+		if err := writeExample(o.args, stdout, stderr); err != nil {
 			return printError(stderr, err)
 		}
-		stdout.Write(config.Example(key))
 		return ExitOK
 	}
 
