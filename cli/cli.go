@@ -190,9 +190,6 @@ func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, erro
 }
 
 func (r *runner) dialErr(err error) error {
-	if errors.As(err, new(*config.Error)) {
-		return err // a file the config names is missing or open to others: exit 2, its own hint
-	}
 	if client.IsCredentialsError(err) {
 		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
 	}

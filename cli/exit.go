@@ -19,7 +19,16 @@ func usageErr(hint, format string, args ...any) error {
 	return exitcode.UsageError(hint, format, args...)
 }
 
-func natsErr(err error) error { return &exitcode.Error{Code: ExitNATS, Err: err} }
+// natsErr marks err as a NATS or JetStream failure (exit 3), unless it is
+// one the operator fixes in a file or on the server (a file the config
+// names is missing or open to others, an existing stream too weak): those
+// keep their usage code and hint.
+func natsErr(err error) error {
+	if code, _, ok := exitcode.Known(err); ok && code == ExitUsage {
+		return err
+	}
+	return &exitcode.Error{Code: ExitNATS, Err: err}
+}
 
 // codeOf maps an error to its exit code and hint: configuration problems
 // are usage errors; everything else that reaches Main is NATS or
