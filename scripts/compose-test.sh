@@ -566,6 +566,18 @@ for img in nats remaphore audit; do
 	docker build -f "$cdir/$img.Dockerfile" -t "remaphore-compose/$img:$project" "$cdir" >>"$gen/build.log" 2>&1 ||
 		die "docker build of $cdir/$img.Dockerfile failed; see $gen/build.log"
 done
+# Compose mounts secrets as they are on the host (it cannot set their
+# owner), and remaphore refuses a config or credentials file owned by a
+# user other than root or itself, as ssh does. The containers run as root:
+# when this script is not root, give the files to root with a throwaway
+# container (a rootless engine maps its root to this user: there the files
+# already show as root's, and the chown changes nothing). They stay
+# deletable: $gen is this user's directory.
+if [ "$(id -u)" != 0 ]; then
+	docker run --rm --network none -v "$gen:/gen" "remaphore-compose/remaphore:$project" \
+		sh -c 'chown 0:0 /gen/*.conf /gen/nats.nk' >>"$gen/build.log" 2>&1 ||
+		die "could not give the generated configs to root; see $gen/build.log"
+fi
 log "starting the NATS cluster and the nodes with ${compose_cmd[*]}, project $project"
 compose up -d --no-build nats1 nats2 nats3 uploader "${downloaders[@]}" intruder >"$gen/up.log" 2>&1 ||
 	die "compose up failed; see $gen/up.log"
