@@ -144,11 +144,11 @@ func natsOptions(o Options, c *Conn) ([]nats.Option, error) {
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				c.log.Warn("disconnected from NATS", "server", nc.ConnectedUrlRedacted(), "err", err)
+				c.log.Warn("disconnected from NATS", "server", RedactURL(nc.ConnectedUrl()), "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			c.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			c.log.Info("reconnected to NATS", "server", RedactURL(nc.ConnectedUrl()))
 			c.mu.Lock()
 			fns := append([]func(){}, c.onConn...)
 			c.mu.Unlock()
@@ -229,7 +229,7 @@ func (c *Conn) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 	}
 	if err != nil {
 		if noJetStream(err) {
-			return nil, noJSError{fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %w", ErrJetStream, c.nc.ConnectedUrlRedacted(), err)}
+			return nil, noJSError{fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %w", ErrJetStream, RedactURL(c.nc.ConnectedUrl()), err)}
 		}
 		return nil, fmt.Errorf("%w: stream %s: %w", ErrJetStream, name, err)
 	}

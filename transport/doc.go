@@ -7,7 +7,14 @@
 //     credentials file (.creds, or an nkey seed file) and optional TLS.
 //   - [Conn.EnsureStream] creates the stream when it is missing and never
 //     rewrites one that exists; a stream that does not capture the root's
-//     subjects is an error ([ErrStreamMismatch]).
+//     subjects is an error ([ErrStreamMismatch]), and so, for a spec with
+//     MinDuplicates (every remaphore command's), is one weaker than the
+//     spec: a shorter duplicate window, no or a larger message size limit,
+//     a mirror of another stream ([ErrStreamWeak], a [*StreamError] with
+//     the nats stream edit command that fixes it). Settings that only
+//     differ are logged once. No JetStream is [ErrNoJetStream], at once.
+//   - Server URLs appear in errors and logs only through [RedactURL]: a
+//     password or token in them is never shown.
 //   - [Conn.Publish] publishes with Nats-Msg-Id and returns only once the
 //     stream has stored the message.
 //   - [Conn.Subscribe] is the live receiver: it reads the stream's last
