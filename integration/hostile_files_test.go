@@ -48,12 +48,8 @@ var (
 func auditBinary(t *testing.T) string {
 	t.Helper()
 	auditOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "remaphore-audit-bin-")
-		if err != nil {
-			auditErr = err
-			return
-		}
-		auditBin, auditErr = proctest.Build(dir, "github.com/remaphore/remaphore/cmd/remaphore-audit", buildFlags...)
+		// Beside the remaphore binary: TestMain removes that directory.
+		auditBin, auditErr = proctest.Build(filepath.Dir(binary), "github.com/remaphore/remaphore/cmd/remaphore-audit", buildFlags...)
 	})
 	if auditErr != nil {
 		t.Fatalf("build remaphore-audit: %v", auditErr)

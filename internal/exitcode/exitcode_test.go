@@ -25,6 +25,8 @@ func TestKnown(t *testing.T) {
 		{"config file", cfgErr, Usage, true, true},
 		{"pattern", fmt.Errorf("-D: %w", policy.ErrBadPattern), Usage, false, true},
 		{"credentials", fmt.Errorf("x: %w", transport.ErrCredentials), Usage, true, true},
+		{"weak stream", fmt.Errorf("start: %w", &transport.StreamError{Stream: "S", Msg: "m", Fix: "nats stream edit S --dupe-window 2m0s"}), Usage, true, true},
+		{"no jetstream", fmt.Errorf("%w: none", transport.ErrJetStream), 0, false, false},
 		{"other", errors.New("network"), 0, false, false},
 	}
 	for _, tt := range tests {
