@@ -38,7 +38,8 @@
 //	                  given; must be one of the [ Identities ].
 //	destination       this node's name, reverse dotted (com.example.host1).
 //	                  Required; no wildcards.
-//	allow_skew        largest accepted clock difference, default 5s.
+//	allow_skew        largest accepted difference between a message's sent
+//	                  time and the time the stream stored it, default 5s.
 //	stream            JetStream stream name; default: derived from subject.
 //	replicas          stream replicas, 1 to 5, default 1.
 //	retention         how long the stream keeps messages, default 24h.
