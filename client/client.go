@@ -30,6 +30,10 @@ func StreamSpec(c *config.Config) transport.StreamSpec {
 		MaxBytes:   c.MaxBytes,
 		// An existing stream weaker than this one is refused.
 		MinDuplicates: transport.MinDuplicateWindow(c.AllowSkew),
+		Stated: map[string]bool{
+			"retention": c.IsSet("retention"), "replicas": c.IsSet("replicas"),
+			"max_consumers": c.IsSet("max_consumers"), "max_bytes": c.IsSet("max_bytes"),
+		},
 	}
 }
 

@@ -78,6 +78,13 @@ func (c *Config) Identity(pub sign.PublicKey) (policy.Identity, bool) {
 	return policy.Identity{}, false
 }
 
+// IsSet reports whether the file holds the key (for example "retention"),
+// as opposed to the default.
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.lines[key]
+	return ok
+}
+
 // Peer returns the configured peer whose public key is pub.
 func (c *Config) Peer(pub sign.PublicKey) (policy.Peer, bool) {
 	for _, p := range c.Peers {

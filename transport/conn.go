@@ -228,6 +228,10 @@ func (c *Conn) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		s, err = c.createStream(ctx, spec)
 	}
 	if err != nil {
+		var se *StreamError
+		if errors.As(err, &se) {
+			return nil, err
+		}
 		if noJetStream(err) {
 			return nil, noJSError{fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %w", ErrJetStream, RedactURL(c.nc.ConnectedUrl()), err)}
 		}
@@ -297,6 +301,14 @@ func (c *Conn) createStream(ctx context.Context, spec StreamSpec) (jetstream.Str
 		// Another process created it first: use theirs.
 		return c.js.Stream(ctx, cfg.Name)
 	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == 10047 || apiErr.ErrorCode == 10023) {
+		// The server's (or the account's) JetStream storage is smaller
+		// than the stream's byte limit: no retry helps.
+		return nil, &StreamError{Stream: cfg.Name, Setting: "max_bytes", kind: ErrStreamLimits,
+			Msg: fmt.Sprintf("the server cannot reserve max_bytes %d bytes (x%d replicas) for it: %s", cfg.MaxBytes, cfg.Replicas, apiErr.Description),
+			Fix: "lower max_bytes in the config, or give JetStream more storage (max_file in the server's jetstream block, or the account's limit)"}
+	}
 	if err == nil {
 		c.log.Info("created stream", "stream", cfg.Name, "subjects", cfg.Subjects, "replicas", cfg.Replicas, "max_age", cfg.MaxAge,
 			"max_bytes", cfg.MaxBytes, "max_msg_size", cfg.MaxMsgSize, "duplicate_window", cfg.Duplicates)
@@ -358,7 +370,8 @@ func checkStream(cfg jetstream.StreamConfig, spec StreamSpec) error {
 }
 
 // warnDiffers logs once per setting the ones of an existing stream that
-// differ from the config's: the stream is used as it is.
+// differ from the config's (those spec.Stated names): the stream is used
+// as it is.
 func (c *Conn) warnDiffers(cfg jetstream.StreamConfig, spec StreamSpec) {
 	type diff struct {
 		key, setting, flag string
@@ -378,6 +391,9 @@ func (c *Conn) warnDiffers(cfg jetstream.StreamConfig, spec StreamSpec) {
 		ds = append(ds, diff{"max_bytes", "max_bytes", "--max-bytes", fmt.Sprint(cfg.MaxBytes), fmt.Sprint(spec.MaxBytes)})
 	}
 	for _, d := range ds {
+		if spec.Stated != nil && !spec.Stated[d.key] {
+			continue
+		}
 		k := cfg.Name + " " + d.setting
 		c.mu.Lock()
 		seen := c.warned[k]
@@ -423,7 +439,7 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 		switch {
 		case err == nil:
 			ensured = true
-		case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrStreamWeak), errors.Is(err, ErrNoJetStream):
+		case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrStreamWeak), errors.Is(err, ErrStreamLimits), errors.Is(err, ErrNoJetStream):
 			return 0, err
 		}
 		// Anything else (a leader election's timeout): publish anyway,
@@ -451,7 +467,7 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 			actx, cancel := context.WithTimeout(ctx, publishAttempt)
 			_, serr := c.EnsureStream(actx, spec)
 			cancel()
-			if errors.Is(serr, ErrStreamMismatch) || errors.Is(serr, ErrStreamWeak) || errors.Is(serr, ErrNoJetStream) {
+			if errors.Is(serr, ErrStreamMismatch) || errors.Is(serr, ErrStreamWeak) || errors.Is(serr, ErrStreamLimits) || errors.Is(serr, ErrNoJetStream) {
 				return 0, serr
 			}
 			if serr == nil {

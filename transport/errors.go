@@ -19,6 +19,10 @@ var (
 	// message size limit, a mirror of another stream). Errors matching it
 	// are *StreamError values, with the command that fixes the stream.
 	ErrStreamWeak = errors.New("stream settings too weak")
+	// ErrStreamLimits: the server refused to create the stream with the
+	// config's limits (max_bytes over its JetStream storage). A
+	// *StreamError.
+	ErrStreamLimits = errors.New("stream limits refused")
 	// ErrNoJetStream: the server has no JetStream for this account; no
 	// retry helps. It also matches ErrJetStream.
 	ErrNoJetStream = errors.New("no JetStream")
@@ -31,7 +35,7 @@ var (
 // ErrStreamMismatch (subjects) or ErrStreamWeak (the rest).
 type StreamError struct {
 	Stream  string
-	Setting string // the NATS stream setting: subjects, duplicate_window, max_msg_size, mirror
+	Setting string // the NATS stream setting: subjects, duplicate_window, max_msg_size, mirror, max_bytes
 	Msg     string // what is wrong, for the error line
 	Fix     string // what to run or change, for the hint
 	kind    error

@@ -315,10 +315,11 @@ func (s *Subscription) Close() {
 }
 
 // retryable reports whether a start-up failure may pass: everything but a
-// stream that does not match or is too weak, a server without JetStream
+// stream that does not match, is too weak or cannot be created with the
+// config's limits, a server without JetStream
 // (the sender's message, at once, instead of retrying until -t), and bad
 // credentials.
 func retryable(err error) bool {
-	return !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrStreamWeak) &&
+	return !errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrStreamWeak) && !errors.Is(err, ErrStreamLimits) &&
 		!errors.Is(err, ErrNoJetStream) && !errors.Is(err, ErrCredentials)
 }

@@ -253,3 +253,70 @@ func TestRedactURL(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A server whose JetStream storage is smaller than max_bytes cannot
+// create the stream: a configuration problem named as such, at once, not
+// retried until the receiver's -t.
+func TestEnsureStream_MaxBytesOverServerStorage(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	conn, err := Connect(ctx(t), Options{Servers: []string{s.ClientURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_, err = conn.Subscribe(ctx(t), SubscribeOptions{Stream: strictSpec(), Subject: MsgSubject("remaphore", "all"), Retry: true})
+	var se *StreamError
+	if !errors.Is(err, ErrStreamLimits) || !errors.As(err, &se) || se.Setting != "max_bytes" {
+		t.Fatalf("err = %v", err)
+	}
+	if want := "stream limits refused: stream REMAPHORE: the server cannot reserve max_bytes 1073741824 bytes (x1 replicas) for it: insufficient storage resources available"; err.Error() != want {
+		t.Fatalf("error\n %q\nwant\n %q", err, want)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v: retried", d)
+	}
+	// Within the server's storage, it is created.
+	sp := strictSpec()
+	sp.MaxBytes = 32 << 20
+	if _, err := conn.EnsureStream(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Only the settings the config states are compared: a host left at the
+// defaults does not warn about a stream another host made.
+func TestEnsureStream_WarnsOnlyForStatedKeys(t *testing.T) {
+	c := natstest.Start(t)
+	var logs proctest.Buffer
+	conn, err := Connect(ctx(t), Options{Servers: c.URLs(), Credentials: c.User.SeedFile,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: dropTime}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.JetStream().CreateStream(ctx(t), jetstream.StreamConfig{Name: "REMAPHORE", Subjects: []string{"remaphore.>"},
+		Duplicates: 5 * time.Minute, MaxMsgSize: 1 << 20, MaxAge: 24 * time.Hour, MaxConsumers: 100, MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	sp := strictSpec()
+	sp.MaxAge = 168 * time.Hour
+	sp.Stated = map[string]bool{"max_consumers": true}
+	if _, err := conn.EnsureStream(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+	want := `level=WARN msg="the existing stream's max_consumers differs from the config's max_consumers; the stream is used as it is" stream=REMAPHORE stream_value=100 config_value=1000 fix="nats stream edit REMAPHORE --max-consumers 1000"
+`
+	if got := logs.String(); got != want {
+		t.Fatalf("logs\n%s\nwant\n%s", got, want)
+	}
+}

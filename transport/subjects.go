@@ -59,6 +59,12 @@ type StreamSpec struct {
 	// Replicas, MaxConsumers, MaxBytes) are logged once at WARN. Zero:
 	// only the subjects are checked (the auditor's package tests).
 	MinDuplicates time.Duration
+	// Stated lists the config keys the operator wrote (retention,
+	// replicas, max_consumers, max_bytes): only those are compared with an
+	// existing stream's settings, so that hosts left at the defaults do not
+	// warn on every start about a stream made by a host that set them.
+	// nil compares all four.
+	Stated map[string]bool
 }
 
 func (s StreamSpec) name() string {
