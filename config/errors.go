@@ -10,10 +10,12 @@ var (
 	// ErrInvalid: the file does not parse or does not validate. Every
 	// *Error from Parse matches it.
 	ErrInvalid = errors.New("invalid configuration")
-	// ErrNotFound: Load found no file at the path.
+	// ErrNotFound: Load found no file at the path, or CheckFiles found
+	// none where the config names one (credentials, tls_*).
 	ErrNotFound = errors.New("configuration file not found")
-	// ErrPermissions: Load refused a file that holds private keys and is
-	// open to users outside its owner and group.
+	// ErrPermissions: Load or CheckFiles refused a file others can change
+	// (writable by group or others, owned by another non-root user), or one
+	// holding a secret that is open to users outside its owner and group.
 	ErrPermissions = errors.New("configuration file permissions too open")
 )
 
