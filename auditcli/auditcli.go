@@ -23,7 +23,7 @@ import (
 )
 
 const usageText = `Usage:
-  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N]
+  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]
   remaphore-audit query  [-c FILE | -db FILE] [filters] [-limit N] [-json]
   remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
   remaphore-audit verify [-c FILE | -db FILE] [-json]
@@ -190,9 +190,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(RunGCPercent)
 	}
-	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N]", stderr, "info")
-	name := c.fs.String("name", audit.DefaultConsumer, "durable consumer `name`: give each auditor of one stream its own")
+	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]", stderr, "info")
+	name := c.fs.String("name", "", "durable consumer `name` (default: remaphore-audit-HOST-HASH, from the host and the database file's path, so that each auditor has its own)")
 	maxRejected := c.fs.Int("max-rejected", audit.DefaultMaxRejected, "most refused records kept; the oldest are evicted first")
+	maxRejectedBytes := c.fs.Int64("max-rejected-bytes", 0, "most `bytes` the refused records may take; the oldest are evicted first (default: audit_refused_max_bytes from the config, else 268435456)")
 	batch := c.fs.Int("batch", audit.DefaultBatch, "most messages fetched and committed at once")
 	if err := c.parse(args); err != nil {
 		return err
@@ -200,10 +201,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	switch {
 	case *maxRejected < 1:
 		return usageErr("", "-max-rejected %d: must be at least 1", *maxRejected)
+	case *maxRejectedBytes != 0 && *maxRejectedBytes < 1<<20:
+		return usageErr("", "-max-rejected-bytes %d: must be at least 1048576 (1 MiB)", *maxRejectedBytes)
 	case *batch < 1 || *batch > 10000:
 		return usageErr("", "-batch %d: must be from 1 to 10000", *batch)
-	case *name == "" || strings.ContainsAny(*name, ".*> \t\r\n"):
-		return usageErr("a consumer name is one word, like remaphore-audit-2", "-name %q: not a consumer name", *name)
+	}
+	if *name != "" {
+		if err := audit.ValidConsumerName(*name); err != nil {
+			return usageErr("a consumer name is one word of letters, digits, - and _, like remaphore-audit-2", "-name %q: not a consumer name: %v", *name, err)
+		}
 	}
 	log, err := c.logger(stderr)
 	if err != nil {
@@ -213,6 +219,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *maxRejectedBytes == 0 {
+		*maxRejectedBytes = int64(cfg.AuditRefusedMaxBytes)
+	}
+	store := audit.Options{MaxRejected: *maxRejected, MaxRejectedBytes: *maxRejectedBytes}
 	if len(cfg.Peers) == 0 {
 		log.Warn("the config lists no [ Peers ]: every message will be recorded as refused (unknown-sender)")
 	}
@@ -223,7 +233,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Release()
-	s, err := audit.Open(path, audit.Options{MaxRejected: *maxRejected})
+	s, err := audit.Open(path, store)
 	if err != nil {
 		return err
 	}
@@ -240,7 +250,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		AllowSkew: cfg.AllowSkew,
 		Consumer:  *name,
 		DB:        path,
-		Store:     audit.Options{MaxRejected: *maxRejected},
+		Store:     store,
 		Batch:     *batch,
 		Logger:    log,
 		Lock:      lock,
