@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -578,6 +579,13 @@ func checkSenderDest(s *audit.Store, cfg *config.Config, dest string) error {
 		return nil
 	}
 	hint := "give a sender's destination as remaphore-audit stats lists them, or its public key"
+	if len(known) > 0 {
+		list := known
+		if len(list) > 5 {
+			list = append(slices.Clip(list[:5]), "…")
+		}
+		hint = fmt.Sprintf("give a sender's destination as remaphore-audit stats lists them (%s), or its public key", strings.Join(list, ", "))
+	}
 	if best := closest(dest, known); best != "" {
 		hint = fmt.Sprintf("did you mean -sender %s? (remaphore-audit stats lists every sender)", best)
 	}

@@ -235,6 +235,9 @@ func (p *printer) record(r *audit.Record) error {
 	return p.err
 }
 
+// storedWidth is the width of a STORED cell (timeFormat in UTC).
+const storedWidth = len("2006-01-02T15:04:05.000Z")
+
 // requestShown is how many hex digits of a request id the table shows:
 // enough to tell requests apart and to pass to -request.
 const requestShown = 16
@@ -262,10 +265,10 @@ func requestCell(r *audit.Record) string {
 // UUID, a full request column).
 func (p *printer) followWidths() {
 	if p.rejected {
-		p.table.minWidths(10, len(timeFormat)+1, 16, 7, 8, 20, 16, 36, requestShown)
+		p.table.minWidths(10, storedWidth, 16, 7, 8, 20, 16, 36, requestShown)
 		return
 	}
-	p.table.minWidths(10, len(timeFormat)+1, 7, 8, 20, 16, 36, requestShown, 4)
+	p.table.minWidths(10, storedWidth, 7, 8, 20, 16, 36, requestShown, 4)
 }
 
 // gap prints a gap record (query -gaps).
