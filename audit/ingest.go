@@ -606,8 +606,19 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 	var total AppendResult
 	lastLog := time.Now()
+	var sinceGC int
 	for c := range inC {
 		in.budget.give(c.size)
+		// Large messages are large garbage once committed: with the
+		// collector's target well above the live heap (remaphore-audit
+		// run sets GOGC=400 for the small-message rate), a flood of 1 MB
+		// messages would let hundreds of MB of dead bodies pile up. A
+		// collection after every gcEveryBytes of bodies bounds that; for
+		// small messages it is one more collection per ~50,000 messages.
+		if sinceGC += c.size; sinceGC >= gcEveryBytes {
+			sinceGC = 0
+			runtime.GC()
+		}
 		if len(c.entries) > 0 {
 			s, err := in.w.open(ctx)
 			if err != nil {
@@ -751,6 +762,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // backlog's worth.
 const (
 	DefaultFetchBytes = 4 << 20
+	gcEveryBytes      = 16 << 20
 	maxFetchBytes     = 32 << 20
 	inFlightFetches   = 4
 )
