@@ -162,10 +162,11 @@ func (in *ingester) noteLegacy(ctx context.Context) {
 // noJetStream rewrites the error of a server (or an account) without
 // JetStream: the same words the sender uses.
 func noJetStream(conn *transport.Conn, err error) error {
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
-		errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %v",
-			transport.ErrJetStream, conn.NATS().ConnectedUrlRedacted(), err)
+	for _, cause := range []error{nats.ErrNoResponders, jetstream.ErrJetStreamNotEnabled, jetstream.ErrJetStreamNotEnabledForAccount} {
+		if errors.Is(err, cause) {
+			return fmt.Errorf("%w: %s has no JetStream for this account (enable jetstream in the server's config): %v",
+				transport.ErrJetStream, conn.NATS().ConnectedUrlRedacted(), cause)
+		}
 	}
 	return err
 }
