@@ -259,7 +259,7 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 		MaxDeliver:    -1,
 		FilterSubject: in.o.Stream.Root + ".>",
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		MaxAckPending: 8 * in.o.Batch,
+		MaxAckPending: 8*in.o.Batch + 2*maxCommitEntries,
 		Metadata:      in.consumerMetadata(),
 	}
 	if last > 0 {
@@ -608,16 +608,26 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 	lastLog := time.Now()
 	var sinceGC int
 	for c := range inC {
-		in.budget.give(c.size)
-		// Large messages are large garbage once committed: with the
-		// collector's target well above the live heap (remaphore-audit
-		// run sets GOGC=400 for the small-message rate), a flood of 1 MB
-		// messages would let hundreds of MB of dead bodies pile up. A
-		// collection after every gcEveryBytes of bodies bounds that; for
-		// small messages it is one more collection per ~50,000 messages.
-		if sinceGC += c.size; sinceGC >= gcEveryBytes {
-			sinceGC = 0
-			runtime.GC()
+		// Group commit: batches already checked while the last one was
+		// written go into one transaction (one fsync) with it, so that a
+		// backlog of cheap messages (a flood of refusals) is not bound
+		// by one fsync per fetch.
+		for open := true; open && len(c.entries) < maxCommitEntries; {
+			select {
+			case more, ok := <-inC:
+				if !ok {
+					open = false
+					break
+				}
+				c.entries = append(c.entries, more.entries...)
+				c.size += more.size
+				c.fetched = more.fetched // caught up or not: as of the last fetch
+				if more.ack != nil {
+					c.ack = more.ack
+				}
+			default:
+				open = false
+			}
 		}
 		if len(c.entries) > 0 {
 			s, err := in.w.open(ctx)
@@ -648,6 +658,18 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 			if err := c.ack.Ack(); err != nil {
 				in.log.Warn("ack failed; the batch will be redelivered and skipped", "err", err)
 			}
+		}
+		c.entries = nil
+		in.budget.give(c.size)
+		// Large messages are large garbage once committed: with the
+		// collector's target well above the live heap (remaphore-audit
+		// run sets GOGC=400 for the small-message rate), a flood of 1 MB
+		// messages would let hundreds of MB of dead bodies pile up. A
+		// collection after every gcEveryBytes of bodies bounds that; for
+		// small messages it is one more collection per ~50,000 messages.
+		if sinceGC += c.size; sinceGC >= gcEveryBytes {
+			sinceGC = 0
+			runtime.GC()
 		}
 		switch {
 		case c.fetched < in.o.Batch && c.size < in.fetchBytes/2:
@@ -763,8 +785,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 const (
 	DefaultFetchBytes = 4 << 20
 	gcEveryBytes      = 16 << 20
-	maxFetchBytes     = 32 << 20
-	inFlightFetches   = 4
+	// maxCommitEntries bounds a group commit.
+	maxCommitEntries = 4 * DefaultBatch
+	maxFetchBytes    = 32 << 20
+	inFlightFetches  = 4
 )
 
 // byteBudget bounds the bytes fetched and not yet committed.
