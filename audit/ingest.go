@@ -92,6 +92,30 @@ type CommitInfo struct {
 // skipped and acked. A kill at any point therefore loses nothing and stores
 // nothing twice.
 //
+// # Consumers of its own
+//
+// The consumer's name is derived from the host and the database file
+// ([DefaultConsumerName]) unless given, and each consumer Run creates is
+// tagged with the database's auditor id: Run deletes or re-creates only a
+// consumer carrying its own tag. A consumer of that name without it
+// (another auditor's, an older auditor's, one made by hand) is
+// ErrConsumerTaken, left as it is. An upgraded auditor whose old consumer
+// had the old default name reads through its new one from the store's
+// position + 1, so nothing is skipped or stored twice.
+//
+// # Gaps
+//
+// A sequence missing from what the consumer delivers is skipped only when
+// the stream says it no longer has it; then it is written as a gap record
+// ([Gap]). Messages lost on the way are read again.
+//
+// # Bounded memory
+//
+// A fetch is bounded by count and by bytes, the bodies fetched and not yet
+// committed by a budget of a few fetches, and refused records keep at
+// most RefusedKeep bytes of their body, so that a flood of large messages
+// holds tens of MB however long the backlog.
+//
 // # Acks
 //
 // The consumer uses AckAll: after a commit, one ack of the batch's highest
