@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,13 +59,18 @@ func benchKey(b testing.TB, seed byte) sign.PrivateKey {
 	return k
 }
 
-// backlog is a server whose stream holds n signed messages.
+// backlog is a server whose stream holds n signed messages, of which
+// accepted are from peers.
 type backlog struct {
-	conn  *transport.Conn
-	spec  transport.StreamSpec
-	peers []policy.Peer
-	n     int
+	conn     *transport.Conn
+	spec     transport.StreamSpec
+	peers    []policy.Peer
+	n        int
+	accepted int
 }
+
+// stream is the backlog's stream name.
+func (bl *backlog) stream() string { return strings.ToUpper(bl.spec.Root) }
 
 var (
 	backlogOnce sync.Once
@@ -111,6 +117,7 @@ func getBacklog(b *testing.B) *backlog {
 			b.Fatal("backlog not stored after 5 minutes")
 		}
 		b.Logf("backlog: %d messages stored in %s", bl.n, time.Since(start).Round(time.Millisecond))
+		bl.accepted = bl.n
 		theBacklog = bl
 	})
 	if theBacklog == nil {
@@ -149,6 +156,9 @@ func TestMain(m *testing.M) {
 	if theBacklog != nil {
 		theBacklog.conn.Close()
 	}
+	if theFlood != nil {
+		theFlood.conn.Close()
+	}
 	lateMu.Lock()
 	for i := len(lateCleanups) - 1; i >= 0; i-- {
 		lateCleanups[i]()
@@ -166,12 +176,12 @@ var consumerN atomic.Int64
 // of 500 and acks, with the auditor's settings.
 func bare(b *testing.B, bl *backlog, ackAll bool) {
 	ctx := context.Background()
-	st, err := bl.conn.JetStream().Stream(ctx, "REMAPHORE")
+	st, err := bl.conn.JetStream().Stream(ctx, bl.stream())
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := jetstream.ConsumerConfig{Durable: fmt.Sprintf("bare-%d", consumerN.Add(1)), AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubject: "remaphore.>", MaxAckPending: 8 * audit.DefaultBatch, AckWait: time.Minute}
+		FilterSubject: bl.spec.Root + ".>", MaxAckPending: 8 * audit.DefaultBatch, AckWait: time.Minute}
 	if ackAll {
 		cfg.AckPolicy = jetstream.AckAllPolicy
 	}
@@ -230,7 +240,15 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		b.ReportMetric(float64(bl.n*b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
 	b.Run("auditor", func(b *testing.B) {
-		bl := getBacklog(b)
+		auditorIngest(b, getBacklog(b), &bareRate)
+	})
+}
+
+// auditorIngest runs the auditor over bl's backlog b.N times, each into a
+// new database, and reports its rate and the ratio to the bare consumer's
+// (bareRate, when that ran first). Every peer message must be stored.
+func auditorIngest(b *testing.B, bl *backlog, bareRate *atomic.Value) {
+	{
 		var elapsed time.Duration
 		for b.Loop() {
 			b.StopTimer()
@@ -268,8 +286,9 @@ func BenchmarkIngestBacklog(b *testing.B) {
 			}
 			st, _ := s.Stats()
 			s.Close()
-			if st.Accepted != uint64(bl.n) {
-				b.Fatalf("stored %d accepted, want %d", st.Accepted, bl.n)
+			if st.Accepted != uint64(bl.accepted) || st.Accepted+st.Rejected+st.Evicted != uint64(bl.n) || st.Gaps != 0 {
+				b.Fatalf("stored %d accepted, %d refused, %d evicted, %d gaps; want %d accepted of %d",
+					st.Accepted, st.Rejected, st.Evicted, st.Gaps, bl.accepted, bl.n)
 			}
 			b.StartTimer()
 		}
@@ -278,6 +297,90 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		if br, ok := bareRate.Load().(float64); ok {
 			b.ReportMetric(rate/br, "x-bare")
 		}
+	}
+}
+
+var (
+	floodOnce     sync.Once
+	theFlood      *backlog
+	floodBareRate atomic.Value
+)
+
+// getFlood is a server whose stream (root "flood") holds a flood from a
+// key that is not a peer: AUDIT_BENCH_FLOOD small signed messages (default
+// 100,000), with one peer message after every 100 of them.
+func getFlood(b *testing.B) *backlog {
+	floodOnce.Do(func() {
+		c := natstest.Start(&longLived{B: b})
+		conn, err := transport.Connect(context.Background(), transport.Options{Servers: c.URLs(), Credentials: c.User.SeedFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bl := &backlog{conn: conn}
+		bl.spec = transport.StreamSpec{Root: "flood", MaxAge: 24 * time.Hour, Duplicates: 2 * time.Minute,
+			MaxConsumers: 1000, MaxMsgSize: sign.MaxBody + 4096}
+		if _, err := conn.EnsureStream(context.Background(), bl.spec); err != nil {
+			b.Fatal(err)
+		}
+		peer, stranger := benchKey(b, 1), benchKey(b, 9)
+		bl.peers = []policy.Peer{{Dest: "com.bench.host0", Key: peer.Public(), Verbs: policy.AllVerbs()}}
+		junk := envInt("AUDIT_BENCH_FLOOD", 100_000)
+		start := time.Now()
+		js := conn.JetStream()
+		for i := 0; i < junk+junk/100; i++ {
+			key := stranger
+			if i%101 == 100 {
+				key = peer
+				bl.accepted++
+			}
+			env, err := sign.Seal(&sign.Message{Kind: sign.KindMsg, Root: "flood", Channel: "all", Dest: "com.bench.*",
+				Verb: "deploy", UUID: fmt.Sprintf("job-%d", i), Sent: time.Now(), Payload: []byte("release 1.2.3 to the fleet")}, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := &nats.Msg{Subject: "flood.msg.all", Data: env.Body(), Header: nats.Header{}}
+			m.Header.Set(jetstream.MsgIDHeader, env.ID)
+			if _, err := js.PublishMsgAsync(m, jetstream.WithExpectStream("FLOOD")); err != nil {
+				b.Fatal(err)
+			}
+			bl.n++
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(5 * time.Minute):
+			b.Fatal("flood not stored after 5 minutes")
+		}
+		b.Logf("flood: %d messages (%d from a peer) stored in %s", bl.n, bl.accepted, time.Since(start).Round(time.Millisecond))
+		theFlood = bl
+	})
+	if theFlood == nil {
+		b.Fatal("no flood")
+	}
+	return theFlood
+}
+
+// BenchmarkIngestFlood reads a flood from a key that is not a peer, with
+// peer messages among it, with a bare consumer (fetch and ack only) and
+// with the auditor, in the same run: every flood message is refused as
+// unknown-sender before any signature work and stored as a bounded refused
+// record; every peer message is verified and stored.
+func BenchmarkIngestFlood(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(auditcli.RunGCPercent))
+	}
+	b.Run("bare-ackall", func(b *testing.B) {
+		bl := getFlood(b)
+		b.ResetTimer()
+		start := time.Now()
+		for b.Loop() {
+			bare(b, bl, true)
+		}
+		rate := float64(bl.n*b.N) / time.Since(start).Seconds()
+		floodBareRate.Store(rate)
+		b.ReportMetric(rate, "msgs/s")
+	})
+	b.Run("auditor", func(b *testing.B) {
+		auditorIngest(b, getFlood(b), &floodBareRate)
 	})
 }
 

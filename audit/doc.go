@@ -20,8 +20,18 @@
 // per record, so hashes are reproducible.
 //
 // Accepted records live in one bucket and refused records in another, which
-// is capped (Options.MaxRejected, oldest evicted first) so that a flood of
-// forged messages cannot fill the disk. The stream sequence is the key and
+// is capped by count and by bytes (Options.MaxRejected and
+// Options.MaxRejectedBytes, oldest evicted first) so that a flood of
+// forged messages cannot fill the disk. An accepted record keeps the whole
+// signed body (verify checks its signature again); a refused record keeps
+// the decoded fields, the reason, the body's size and SHA-256, and at most
+// its first RefusedKeep bytes.
+//
+// Sequences the stream no longer held when the auditor came to read them
+// (expired, discarded by a limit, purged, deleted) are a [Gap] record:
+// first and last sequence, what the stream said, when it was seen. Gap
+// records have a chain of their own; verify lists every gap, and the
+// accepted, refused and gap records together account for every sequence. The stream sequence is the key and
 // the store remembers the highest one decided: appending a sequence at or
 // below it is a no-op, so a restart, a redelivery or a crash between commit
 // and ack stores nothing twice.

@@ -14,6 +14,9 @@ var (
 	// ErrLocked: another remaphore-audit run is ingesting into the same
 	// file.
 	ErrLocked = errors.New("audit database locked by another auditor")
+	// ErrLockFile: the lock file next to the database is not a plain file
+	// the auditor may use (a symbolic link).
+	ErrLockFile = errors.New("unsafe lock file")
 	// ErrNotAudit: the file is not a remaphore-audit database (another
 	// bbolt file, another format version, or not bbolt at all).
 	ErrNotAudit = errors.New("not a remaphore-audit database")

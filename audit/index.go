@@ -190,24 +190,26 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 	return nil
 }
 
-// evict deletes the n oldest records and their index entries, and returns
-// the link of the last one deleted.
-func (w *kindTx) evict(n uint64, deltas *counter) (link, uint64, error) {
+// evict deletes the oldest records and their index entries while more
+// (given how many records and bytes are deleted so far) says so, and
+// returns the link of the last one deleted, how many were and their bytes.
+func (w *kindTx) evict(more func(n, bytes uint64) bool, deltas *counter) (link, uint64, uint64, error) {
 	var anchor link
-	var done uint64
+	var done, freed uint64
 	c := w.rec.Cursor()
-	for ; done < n; done++ {
+	for ; more(done, freed); done++ {
 		k, v := c.First()
 		if k == nil {
 			break
 		}
+		freed += uint64(len(v))
 		r, err := decodeRecord(v, true)
 		if err == nil {
 			anchor = link{r.Seq, r.Hash}
 			for i := range w.ix {
 				if key, ok := indexKey(nil, r, i); ok {
 					if err := w.ix[i].Delete(key); err != nil {
-						return anchor, done, err
+						return anchor, done, freed, err
 					}
 				}
 			}
@@ -219,10 +221,10 @@ func (w *kindTx) evict(n uint64, deltas *counter) (link, uint64, error) {
 			copy(anchor.hash[:], v[len(v)-HashSize:])
 		}
 		if err := c.Delete(); err != nil {
-			return anchor, done, err
+			return anchor, done, freed, err
 		}
 	}
-	return anchor, done, nil
+	return anchor, done, freed, nil
 }
 
 // Counter keys in the count bucket: kind tag, category, then the value.

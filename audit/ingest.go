@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,6 @@ import (
 
 // Defaults of RunOptions.
 const (
-	DefaultConsumer  = "remaphore-audit"
 	DefaultBatch     = 500
 	DefaultFetchWait = 250 * time.Millisecond
 	DefaultHoldMax   = time.Second
@@ -32,7 +32,10 @@ type RunOptions struct {
 	// is the config's allow_skew.
 	Peers     []policy.Peer
 	AllowSkew time.Duration
-	// Consumer is the durable consumer's name (DefaultConsumer when "").
+	// Consumer is the durable consumer's name (DefaultConsumerName(DB)
+	// when ""). Run creates, deletes and re-creates only a consumer it
+	// created itself (tagged with the database's auditor id); any other
+	// of that name is ErrConsumerTaken.
 	Consumer string
 	// DB is the database file; Store sets its cap on refused records and
 	// how long one open waits for readers before it logs and tries again.
@@ -89,6 +92,30 @@ type CommitInfo struct {
 // skipped and acked. A kill at any point therefore loses nothing and stores
 // nothing twice.
 //
+// # Consumers of its own
+//
+// The consumer's name is derived from the host and the database file
+// ([DefaultConsumerName]) unless given, and each consumer Run creates is
+// tagged with the database's auditor id: Run deletes or re-creates only a
+// consumer carrying its own tag. A consumer of that name without it
+// (another auditor's, an older auditor's, one made by hand) is
+// ErrConsumerTaken, left as it is. An upgraded auditor whose old consumer
+// had the old default name reads through its new one from the store's
+// position + 1, so nothing is skipped or stored twice.
+//
+// # Gaps
+//
+// A sequence missing from what the consumer delivers is skipped only when
+// the stream says it no longer has it; then it is written as a gap record
+// ([Gap]). Messages lost on the way are read again.
+//
+// # Bounded memory
+//
+// A fetch is bounded by count and by bytes, the bodies fetched and not yet
+// committed by a budget of a few fetches, and refused records keep at
+// most RefusedKeep bytes of their body, so that a flood of large messages
+// holds tens of MB however long the backlog.
+//
 // # Acks
 //
 // The consumer uses AckAll: after a commit, one ack of the batch's highest
@@ -106,7 +133,10 @@ type CommitInfo struct {
 // life.
 func Run(ctx context.Context, o RunOptions) error {
 	if o.Consumer == "" {
-		o.Consumer = DefaultConsumer
+		o.Consumer = DefaultConsumerName(o.DB)
+	}
+	if err := ValidConsumerName(o.Consumer); err != nil {
+		return fmt.Errorf("consumer name %q: %v", o.Consumer, err)
 	}
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
@@ -153,6 +183,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	owner, err := s.auditorID()
+	if err != nil {
+		return err
+	}
 	w.close()
 	// The replay caches as they were before a restart.
 	pool.decide(primer)
@@ -162,7 +196,7 @@ func Run(ctx context.Context, o RunOptions) error {
 
 	st, err := o.Conn.EnsureStream(ctx, o.Stream)
 	if err != nil {
-		return err
+		return noJetStream(o.Conn, err)
 	}
 	info := st.CachedInfo()
 	now := info.Config.Name + " created " + info.Created.UTC().Format(time.RFC3339Nano)
@@ -182,7 +216,13 @@ func Run(ctx context.Context, o RunOptions) error {
 		w.close()
 	}
 
-	in := &ingester{o: o, pool: pool, w: w, log: o.Logger, stream: st}
+	in := &ingester{o: o, pool: pool, w: w, log: o.Logger, stream: st, owner: owner, fetchBytes: DefaultFetchBytes}
+	if m := int(info.Config.MaxMsgSize); m > 0 {
+		// Room for two of the largest messages the stream holds.
+		in.fetchBytes = min(max(in.fetchBytes, 2*m+64<<10), maxFetchBytes)
+	}
+	in.budget = newByteBudget(inFlightFetches * in.fetchBytes)
+	in.noteLegacy(ctx)
 	cons, err := in.consumer(ctx, last, false)
 	if err != nil {
 		return err
@@ -219,9 +259,20 @@ type ingester struct {
 	w      *writer
 	log    *slog.Logger
 	stream jetstream.Stream
+	owner  string // this database's auditor id, the consumer's owner tag
+
+	// fetchBytes bounds one fetch; budget bounds the bytes fetched and
+	// not yet committed.
+	fetchBytes int
+	budget     *byteBudget
+	fail       context.CancelCauseFunc
 }
 
-// consumer returns the durable consumer positioned after seq last.
+// consumer returns the durable consumer positioned after seq last. An
+// existing one is kept when it is this auditor's and has delivered exactly
+// up to last with nothing pending; one of this auditor's in any other
+// state is deleted and created anew (restart says it must be). One this
+// auditor did not create is never touched: ErrConsumerTaken.
 func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       in.o.Consumer,
@@ -232,7 +283,8 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 		MaxDeliver:    -1,
 		FilterSubject: in.o.Stream.Root + ".>",
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		MaxAckPending: 8 * in.o.Batch,
+		MaxAckPending: 8*in.o.Batch + 2*maxCommitEntries,
+		Metadata:      in.consumerMetadata(),
 	}
 	if last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
@@ -241,6 +293,9 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 	switch {
 	case err == nil:
 		info := c.CachedInfo()
+		if info.Config.Metadata[metaKeyOwner] != in.owner {
+			return nil, in.taken(info)
+		}
 		startsAfter := info.Config.DeliverPolicy == jetstream.DeliverByStartSequencePolicy && info.Config.OptStartSeq > last+1
 		if !restart && info.Config.AckPolicy == cfg.AckPolicy && info.Config.FilterSubject == cfg.FilterSubject &&
 			info.NumAckPending == 0 && info.Delivered.Stream == last && !startsAfter {
@@ -256,22 +311,34 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 		return nil, fmt.Errorf("%w: consumer %s: %v", transport.ErrJetStream, cfg.Durable, err)
 	}
 	c, err = in.stream.CreateConsumer(ctx, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		// Another auditor created it in the meantime.
+		if c, gerr := in.stream.Consumer(ctx, cfg.Durable); gerr == nil {
+			if info := c.CachedInfo(); info.Config.Metadata[metaKeyOwner] != in.owner {
+				return nil, in.taken(info)
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: create consumer %s: %v", transport.ErrJetStream, cfg.Durable, err)
 	}
 	return c, nil
 }
 
-// fetched is one fetch's messages; checked is a batch ready to commit.
+// fetched is one fetch's messages and the gaps found before them; checked
+// is a batch ready to commit.
 type fetched struct {
 	msgs []jetstream.Msg
 	mds  []*jetstream.MsgMetadata // each message's metadata; nil when it had none
+	gaps []Gap                    // in sequence order
+	size int                      // bytes of the messages' bodies (the in-flight budget)
 }
 
 type checked struct {
 	entries []Entry
 	ack     jetstream.Msg // the message with the highest sequence (AckAll)
 	fetched int
+	size    int
 }
 
 // run is the pipeline: fetch, decide, commit and ack, each in its own
@@ -280,6 +347,7 @@ type checked struct {
 func (in *ingester) run(ctx context.Context, cons jetstream.Consumer, last uint64) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	in.fail = cancel
 	fetchC := make(chan fetched, 2)
 	commitC := make(chan checked, 1)
 	var wg sync.WaitGroup
@@ -298,65 +366,95 @@ func (in *ingester) run(ctx context.Context, cons jetstream.Consumer, last uint6
 	for range commitC { // let the others finish
 	}
 	wg.Wait()
+	if err == nil {
+		// A stage that failed (fetch: a consumer taken by another
+		// auditor) cancelled with its error.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	}
 	return err
 }
 
-// fetch pulls batches in sequence order. A message past the next
-// expected sequence is a gap: either the stream no longer holds (or never
-// held) the sequences in between (expired, deleted, another subject),
-// which is logged and passed over, or messages were delivered and lost on
-// the way (a cut connection): the server would redeliver them only after
-// the ack wait, behind newer ones. The stream is asked which (the first
-// message at or after the expected sequence); when messages were lost the
-// consumer starts again at the first missing one, and what was fetched
-// past it is dropped.
+// fetch pulls batches in sequence order, each bounded by count and by
+// bytes, and waits while more than the in-flight budget of fetched bodies
+// is still to be committed. A message past the next expected sequence
+// means a gap: either the stream no longer holds the sequences in between
+// (expired, purged, discarded, deleted), or messages were delivered and
+// lost on the way (a cut connection, a slow-consumer cut-off): the server
+// would redeliver them only after the ack wait, behind newer ones. The
+// stream is asked which, every time. When it still holds one, the
+// consumer starts again at the first missing sequence and what was fetched
+// past it is dropped; when it says they are gone, they become a gap
+// record. When it cannot be asked, nothing is skipped: the consumer starts
+// again at the first missing one, after a pause.
 func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uint64, out chan<- fetched) {
 	expect := last + 1
-	var restartedAt uint64 // the consumer was started again at this sequence
 	backoff := 100 * time.Millisecond
+	var restartedAt uint64 // the consumer was last started again at this sequence
 	for ctx.Err() == nil {
-		b, err := cons.Fetch(in.o.Batch, jetstream.FetchMaxWait(in.o.FetchWait))
-		var msgs []jetstream.Msg
-		var mds []*jetstream.MsgMetadata
+		if !in.budget.wait(ctx, in.fetchBytes) {
+			return
+		}
+		b, err := cons.Fetch(in.o.Batch, jetstream.FetchMaxWait(in.o.FetchWait), jetstream.FetchMaxBytes(in.fetchBytes))
+		var f fetched
 		restart := false
 		if err == nil {
-			msgs = make([]jetstream.Msg, 0, in.o.Batch)
-			mds = make([]*jetstream.MsgMetadata, 0, in.o.Batch)
+			f.msgs = make([]jetstream.Msg, 0, min(in.o.Batch, 64))
+			f.mds = make([]*jetstream.MsgMetadata, 0, min(in.o.Batch, 64))
 			for m := range b.Messages() {
 				if in.o.lose != nil && in.o.lose(m) {
 					continue
 				}
 				md, merr := m.Metadata()
 				if merr != nil { // passed on: decide logs and skips it
-					msgs, mds = append(msgs, m), append(mds, nil)
+					f.msgs, f.mds = append(f.msgs, m), append(f.mds, nil)
+					f.size += len(m.Data())
 					continue
 				}
 				seq := md.Sequence.Stream
 				if seq > expect {
-					if restartedAt != expect && !in.gapIsReal(ctx, expect, seq) {
-						in.log.Warn("messages were delivered but not received; reading again from the first missing one",
-							"first_missing", expect, "received", seq)
+					g, held, aerr := in.askGap(ctx, expect, seq)
+					if aerr != nil || held != 0 {
+						if aerr != nil {
+							in.log.Warn("cannot ask the stream about missing sequences; reading again from the first one",
+								"first_missing", expect, "received", seq, "err", aerr)
+						} else {
+							in.log.Warn("messages were delivered but not received; reading again from the first missing one",
+								"first_missing", expect, "stream_holds", held, "received", seq)
+						}
 						restart = true
 						break
 					}
-					in.log.Warn("stream sequences not delivered: removed from the stream before the auditor read them, or outside its subjects",
-						"first", expect, "last", seq-1)
+					if g != nil {
+						in.log.Warn("stream sequences gone before the auditor read them: recorded as a gap",
+							"first", g.First, "last", g.Last, "stream_said", g.Said)
+						f.gaps = append(f.gaps, *g)
+					}
 				}
 				expect = max(expect, seq+1)
-				msgs, mds = append(msgs, m), append(mds, md)
+				f.msgs, f.mds = append(f.msgs, m), append(f.mds, md)
+				f.size += len(m.Data())
 			}
 			if err == nil {
 				err = b.Error()
 			}
 		}
-		if len(msgs) > 0 || (err == nil && !restart) {
+		if len(f.msgs) > 0 || len(f.gaps) > 0 || (err == nil && !restart) {
+			in.budget.take(f.size)
 			select {
-			case out <- fetched{msgs: msgs, mds: mds}:
+			case out <- f:
 			case <-ctx.Done():
 				return
 			}
 		}
 		if restart {
+			if restartedAt == expect && !sleepCtx(ctx, backoff) {
+				return
+			}
+			if restartedAt == expect {
+				backoff = min(2*backoff, 5*time.Second)
+			}
 			restartedAt = expect
 			c, cerr := in.consumer(ctx, expect-1, true)
 			if cerr == nil {
@@ -372,6 +470,13 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, jetstream.ErrMaxBytesExceeded) && in.fetchBytes < maxFetchBytes {
+			// A message larger than a whole fetch (a stream allowing
+			// larger messages than it says): fetch more at once.
+			in.fetchBytes = min(2*in.fetchBytes, maxFetchBytes)
+			in.log.Warn("a message is larger than one fetch; fetching more bytes at once", "fetch_bytes", in.fetchBytes)
+			continue
+		}
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 			in.log.Warn("the consumer is gone; creating it again", "consumer", in.o.Consumer, "at_seq", expect)
 			restartedAt = expect
@@ -382,6 +487,10 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 				err = cerr
 			}
 		}
+		if errors.Is(err, ErrConsumerTaken) {
+			in.fail(err)
+			return
+		}
 		in.log.Warn("fetch failed, retrying", "err", err)
 		if !sleepCtx(ctx, backoff) {
 			return
@@ -390,22 +499,48 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 	}
 }
 
-// gapIsReal reports whether the stream holds no message on the auditor's
-// subjects from sequence from up to (not including) got. When the stream
-// cannot be asked, the gap is not taken as real: the consumer starts again
-// at from, and if the gap is still there then, it is.
-func (in *ingester) gapIsReal(ctx context.Context, from, got uint64) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// askGap asks the stream about sequences from up to (not including) got,
+// which the consumer passed over. It returns held, the first of them the
+// stream still holds on the auditor's subjects (the message was lost on
+// the way), or else the gap to record: nil when the sequences were never
+// the auditor's (a stream that also captures other subjects). An error
+// means the stream could not be asked.
+func (in *ingester) askGap(ctx context.Context, from, got uint64) (gap *Gap, held uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	m, err := in.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(in.o.Stream.Root+".>"))
+	subjects := in.o.Stream.Root + ".>"
+	m, err := in.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subjects))
+	var next string
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return true
+		next = fmt.Sprintf("no message on %s at or after seq %d", subjects, from)
 	case err != nil:
-		in.log.Debug("cannot ask the stream about a gap", "from", from, "err", err)
-		return false
+		return nil, 0, err
+	case m.Sequence < got:
+		return nil, m.Sequence, nil
+	default:
+		next = fmt.Sprintf("the next message on %s is seq %d", subjects, m.Sequence)
 	}
-	return m.Sequence >= got
+	info, err := in.stream.Info(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	first := info.State.FirstSeq
+	narrow := info.Config.Mirror == nil && len(info.Config.Sources) == 0 &&
+		slices.Equal(info.Config.Subjects, []string{subjects})
+	last := got - 1
+	if !narrow {
+		// Sequences on the stream's other subjects were never the
+		// auditor's: only those below the stream's first sequence are
+		// known to be gone.
+		if first <= from {
+			in.log.Debug("stream sequences on other subjects passed over", "first", from, "last", last)
+			return nil, 0, nil
+		}
+		last = min(last, first-1)
+	}
+	return &Gap{First: from, Last: last, Seen: time.Now(),
+		Said: fmt.Sprintf("%s; its first sequence is %d (%d messages held)", next, first, info.State.Msgs)}, 0, nil
 }
 
 // decide turns fetched messages into entries: anything at or below the
@@ -417,6 +552,7 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 	type pending struct {
 		c     checked
 		items []*item
+		gaps  []Entry
 		done  *sync.WaitGroup
 	}
 	pendC := make(chan pending, 2)
@@ -425,9 +561,16 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 		defer close(collected)
 		for p := range pendC {
 			p.done.Wait()
-			p.c.entries = make([]Entry, len(p.items))
+			p.c.entries = make([]Entry, len(p.items), len(p.items)+len(p.gaps))
 			for i, it := range p.items {
 				p.c.entries[i] = it.entry
+				// A refused message keeps a few KiB: let the rest of its
+				// body go now rather than at the commit.
+				p.c.entries[i].bound()
+			}
+			if len(p.gaps) > 0 {
+				p.c.entries = append(p.c.entries, p.gaps...)
+				slices.SortStableFunc(p.c.entries, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 			}
 			select {
 			case out <- p.c:
@@ -440,7 +583,14 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 		<-collected
 	}()
 	for f := range inC {
-		c := checked{fetched: len(f.msgs)}
+		c := checked{fetched: len(f.msgs), size: f.size}
+		var gaps []Entry
+		for i := range f.gaps {
+			g := &f.gaps[i]
+			if g.Last > last {
+				gaps = append(gaps, Entry{Seq: g.Last, Gap: g})
+			}
+		}
 		// The items of a batch share one allocation.
 		all := make([]item, 0, len(f.msgs))
 		items := make([]*item, 0, len(f.msgs))
@@ -464,7 +614,10 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 				in: policy.Input{Body: m.Data(), HeaderID: m.Headers().Get(jetstream.MsgIDHeader), Stored: md.Timestamp}})
 			items = append(items, &all[len(all)-1])
 		}
-		p := pending{c: c, items: items, done: in.pool.submit(items)}
+		for _, g := range gaps {
+			last = max(last, g.Seq)
+		}
+		p := pending{c: c, items: items, gaps: gaps, done: in.pool.submit(items)}
 		select {
 		case pendC <- p:
 		case <-ctx.Done():
@@ -477,7 +630,29 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 	var total AppendResult
 	lastLog := time.Now()
+	var sinceGC int
 	for c := range inC {
+		// Group commit: batches already checked while the last one was
+		// written go into one transaction (one fsync) with it, so that a
+		// backlog of cheap messages (a flood of refusals) is not bound
+		// by one fsync per fetch.
+		for open := true; open && len(c.entries) < maxCommitEntries; {
+			select {
+			case more, ok := <-inC:
+				if !ok {
+					open = false
+					break
+				}
+				c.entries = append(c.entries, more.entries...)
+				c.size += more.size
+				c.fetched = more.fetched // caught up or not: as of the last fetch
+				if more.ack != nil {
+					c.ack = more.ack
+				}
+			default:
+				open = false
+			}
+		}
 		if len(c.entries) > 0 {
 			s, err := in.w.open(ctx)
 			if err != nil {
@@ -494,6 +669,7 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 			total.Rejected += res.Rejected
 			total.Skipped += res.Skipped
 			total.Evicted += res.Evicted
+			total.Gaps += res.Gaps
 			total.Last = res.Last
 			if res.Rejected > 0 {
 				in.logRefused(c.entries)
@@ -507,16 +683,28 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 				in.log.Warn("ack failed; the batch will be redelivered and skipped", "err", err)
 			}
 		}
+		c.entries = nil
+		in.budget.give(c.size)
+		// Large messages are large garbage once committed: with the
+		// collector's target well above the live heap (remaphore-audit
+		// run sets GOGC=400 for the small-message rate), a flood of 1 MB
+		// messages would let hundreds of MB of dead bodies pile up. A
+		// collection after every gcEveryBytes of bodies bounds that; for
+		// small messages it is one more collection per ~50,000 messages.
+		if sinceGC += c.size; sinceGC >= gcEveryBytes {
+			sinceGC = 0
+			runtime.GC()
+		}
 		switch {
-		case c.fetched < in.o.Batch:
+		case c.fetched < in.o.Batch && c.size < in.fetchBytes/2:
 			in.w.close() // caught up: let readers in
 		case in.w.held() > in.o.HoldMax:
 			in.w.close()
 			sleepCtx(ctx, yieldPause)
 		}
-		if time.Since(lastLog) >= 10*time.Second && total.Accepted+total.Rejected > 0 {
+		if time.Since(lastLog) >= 10*time.Second && total.Accepted+total.Rejected+total.Gaps > 0 {
 			in.log.Info("ingested", "accepted", total.Accepted, "rejected", total.Rejected,
-				"evicted", total.Evicted, "last_seq", total.Last)
+				"evicted", total.Evicted, "gaps", total.Gaps, "last_seq", total.Last)
 			total, lastLog = AppendResult{}, time.Now()
 		}
 	}
@@ -610,4 +798,63 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Fetch bounds. A fetch asks for at most Batch messages and at most
+// fetchBytes of them, far below what the server lets a client have
+// pending (64 MiB) before it cuts it off as a slow consumer; the bodies
+// fetched and not yet committed are bounded by inFlightFetches fetches,
+// so that a flood of large messages holds a few tens of MiB, not a
+// backlog's worth.
+const (
+	DefaultFetchBytes = 4 << 20
+	gcEveryBytes      = 16 << 20
+	// maxCommitEntries bounds a group commit.
+	maxCommitEntries = 4 * DefaultBatch
+	maxFetchBytes    = 32 << 20
+	inFlightFetches  = 4
+)
+
+// byteBudget bounds the bytes fetched and not yet committed.
+type byteBudget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	used  int
+	limit int
+}
+
+func newByteBudget(limit int) *byteBudget {
+	b := &byteBudget{limit: limit}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// wait returns once at least room bytes are free (or nothing is in
+// flight), false when ctx is done first.
+func (b *byteBudget) wait(ctx context.Context, room int) bool {
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 && b.used+room > b.limit && ctx.Err() == nil {
+		b.cond.Wait()
+	}
+	return ctx.Err() == nil
+}
+
+func (b *byteBudget) take(n int) {
+	b.mu.Lock()
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) give(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }

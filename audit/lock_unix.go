@@ -61,8 +61,14 @@ func LockPath(path string) string { return path + ".lock" }
 // names that process.
 func LockDaemon(path string) (*DaemonLock, error) {
 	lp := LockPath(path)
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: whoever can write the database's directory could
+	// otherwise point the lock file at another file, which the auditor
+	// (often root) would then truncate and write its pid into.
+	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%w: %s is a symbolic link; remove it (rm %s): the auditor creates its own lock file", ErrLockFile, lp, lp)
+		}
 		return nil, fmt.Errorf("create the lock file next to the database: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

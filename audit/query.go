@@ -2,9 +2,11 @@ package audit
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,7 +29,11 @@ type Query struct {
 	// Dest selects messages addressed to Dest: those whose destination
 	// pattern is Dest itself, and, when Dest is a node name, those whose
 	// pattern matches it (com.example.* and ** for com.example.host1).
-	Dest    string
+	Dest string
+	// Request selects a request and its replies: the request whose id,
+	// and the replies whose request id, starts with Request (lowercase
+	// hex). No index serves it: the records in the time range are read.
+	Request string
 	Limit   int // 0 = no limit
 	Reverse bool
 	// AfterSeq, when set, selects only records with a higher sequence and
@@ -140,10 +146,23 @@ func (q *Query) matches(r *Record, dm *destMatcher) bool {
 		q.UUID != "" && r.UUID != q.UUID,
 		!q.Sender.IsZero() && (!r.Decoded || r.Sender != q.Sender),
 		q.SenderDest != "" && r.SenderDest != q.SenderDest,
-		q.Dest != "" && (!r.Decoded || !dm.match(r.Dest)):
+		q.Dest != "" && (!r.Decoded || !dm.match(r.Dest)),
+		q.Request != "" && !q.matchesRequest(r):
 		return false
 	}
 	return true
+}
+
+func (q *Query) matchesRequest(r *Record) bool {
+	switch {
+	case !r.Decoded:
+		return false
+	case r.Kind == sign.KindReply:
+		return strings.HasPrefix(hex.EncodeToString(r.RequestID[:]), q.Request)
+	case r.Request:
+		return strings.HasPrefix(r.ID(), q.Request)
+	}
+	return false
 }
 
 // sources picks the index ranges the query reads.

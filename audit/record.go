@@ -13,7 +13,20 @@ import (
 
 // recordVersion is the first byte after the chain link of every stored
 // record. A store holding another version is refused rather than misread.
-const recordVersion = 1
+// Version 1 holds the whole body: every accepted record, and refused
+// records written before version 2. Version 2 is a refused record bounded
+// by bytes: the body's size and SHA-256, and at most its first
+// RefusedKeep bytes (and as much of the payload).
+const (
+	recordVersion        = 1
+	recordVersionRefused = 2
+)
+
+// RefusedKeep is how many bytes of a refused message's body (and of its
+// decoded payload, and of its Nats-Msg-Id header) a refused record keeps:
+// enough to see what it was, while a flood of large junk costs a few KiB a
+// message on disk instead of its size.
+const RefusedKeep = 4 << 10
 
 // HashSize is the size of a chain hash.
 const HashSize = sha256.Size
@@ -53,6 +66,19 @@ type Record struct {
 
 	Body []byte // the raw body: signed bytes followed by the signature
 
+	// BodySize and BodySHA256 describe the whole body as it arrived. A
+	// refused record written by this version keeps only the first
+	// RefusedKeep bytes of Body (and of Payload and HeaderID); these say
+	// what the rest was. Both are zero in records that keep the whole body
+	// (accepted records, older refused ones): there len(Body) is the size.
+	BodySize   uint64
+	BodySHA256 [HashSize]byte
+
+	// version is the stored encoding (recordVersion or
+	// recordVersionRefused), kept so that a record re-encodes to the same
+	// bytes.
+	version byte
+
 	// Chain link: the sequence and hash of the previous record of the same
 	// chain (accepted records form one chain, refused records another), and
 	// this record's hash, SHA-256 over the link and the record's bytes.
@@ -64,10 +90,25 @@ type Record struct {
 // Accepted reports whether the auditor accepted the message.
 func (r *Record) Accepted() bool { return r.Reason == policy.ReasonAccepted.String() }
 
+// Truncated reports whether the record keeps only the first part of the
+// body (a refused record of a body longer than RefusedKeep).
+func (r *Record) Truncated() bool {
+	return r.version == recordVersionRefused && uint64(len(r.Body)) < r.BodySize
+}
+
+// Size is the size of the body as it arrived.
+func (r *Record) Size() uint64 {
+	if r.version == recordVersionRefused {
+		return r.BodySize
+	}
+	return uint64(len(r.Body))
+}
+
 // ID returns the message id computed from the body (not the header), or ""
-// when the body is too short to hold a signature.
+// when the body is too short to hold a signature or only its first part
+// was kept.
 func (r *Record) ID() string {
-	if len(r.Body) < 64 {
+	if len(r.Body) < 64 || r.Truncated() {
 		return ""
 	}
 	return sign.MessageID(r.Body[:len(r.Body)-64])
@@ -124,7 +165,7 @@ func (r *Record) sameFields(e *sign.Envelope) string {
 //
 //	prev seq    8 bytes, big-endian
 //	prev hash   32 bytes
-//	version     1 byte (1)
+//	version     1 byte (1, or 2 for a refused record bounded by bytes)
 //	seq         8 bytes, big-endian
 //	stored      8 bytes, big-endian unix nanoseconds
 //	subject, header id, reason, detail    uvarint length + bytes each
@@ -133,7 +174,8 @@ func (r *Record) sameFields(e *sign.Envelope) string {
 //	  uuid (uvarint length + bytes each), sent 8 bytes, request 1 byte,
 //	  for a reply: request id 32 bytes, responder dest (uvarint + bytes),
 //	  exit code 4 bytes; then payload (uvarint length + bytes)
-//	body        uvarint length + bytes
+//	version 2 only: body size 8 bytes, body SHA-256 32 bytes
+//	body        uvarint length + bytes (version 2: at most RefusedKeep)
 //	hash        32 bytes: SHA-256 of everything before it
 //
 // Integers are big-endian and lengths are minimal uvarints, so each record
@@ -145,7 +187,11 @@ func appendRecord(b []byte, r *Record) ([]byte, [HashSize]byte) {
 	start := len(b)
 	b = binary.BigEndian.AppendUint64(b, r.PrevSeq)
 	b = append(b, r.PrevHash[:]...)
-	b = append(b, recordVersion)
+	ver := r.version
+	if ver == 0 {
+		ver = recordVersion
+	}
+	b = append(b, ver)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint64(b, unixNano(r.Stored))
 	b = appendBytes(b, r.Subject)
@@ -176,6 +222,10 @@ func appendRecord(b []byte, r *Record) ([]byte, [HashSize]byte) {
 	} else {
 		b = append(b, 0)
 	}
+	if ver == recordVersionRefused {
+		b = binary.BigEndian.AppendUint64(b, r.BodySize)
+		b = append(b, r.BodySHA256[:]...)
+	}
 	b = appendBytes(b, r.Body)
 	h := sha256.Sum256(b[start:])
 	return append(b, h[:]...), h
@@ -201,8 +251,11 @@ func decodeRecord(v []byte, copyBytes bool) (*Record, error) {
 	r := &Record{}
 	r.PrevSeq = d.u64("prev seq")
 	copy(r.PrevHash[:], d.take("prev hash", HashSize))
-	if ver := d.take("version", 1); ver != nil && ver[0] != recordVersion && d.err == nil {
-		d.err = fmt.Errorf("%w: record version %d, this remaphore-audit reads %d", ErrCorrupt, ver[0], recordVersion)
+	if ver := d.take("version", 1); ver != nil {
+		r.version = ver[0]
+		if ver[0] != recordVersion && ver[0] != recordVersionRefused && d.err == nil {
+			d.err = fmt.Errorf("%w: record version %d, this remaphore-audit reads %d and %d", ErrCorrupt, ver[0], recordVersion, recordVersionRefused)
+		}
 	}
 	r.Seq = d.u64("seq")
 	if ns := d.u64("stored time"); ns != 0 {
@@ -238,6 +291,10 @@ func decodeRecord(v []byte, copyBytes bool) (*Record, error) {
 		r.Payload = d.bytes("payload")
 	case f[0] != 0 && d.err == nil:
 		d.err = fmt.Errorf("%w: decoded flag %d", ErrCorrupt, f[0])
+	}
+	if r.version == recordVersionRefused {
+		r.BodySize = d.u64("body size")
+		copy(r.BodySHA256[:], d.take("body sha-256", HashSize))
 	}
 	r.Body = d.bytes("body")
 	copy(r.Hash[:], d.take("hash", HashSize))

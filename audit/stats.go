@@ -43,7 +43,14 @@ type Stats struct {
 	Accepted uint64 `json:"accepted"`
 	Rejected uint64 `json:"rejected"` // refused records still stored
 	Evicted  uint64 `json:"evicted"`  // refused records dropped by the cap
-	LastSeq  uint64 `json:"last_seq"`
+	// RejectedBytes is the bytes the refused records take (their values).
+	RejectedBytes uint64 `json:"rejected_bytes"`
+	// Gaps counts gap records: runs of stream sequences the stream no
+	// longer held when the auditor came to read them; GapSeqs counts the
+	// sequences in them.
+	Gaps    uint64 `json:"gaps"`
+	GapSeqs uint64 `json:"gap_seqs"`
+	LastSeq uint64 `json:"last_seq"`
 	// First and Last are the stream times of the oldest and newest stored
 	// records of either kind.
 	First        time.Time     `json:"first,omitzero"`
@@ -62,6 +69,8 @@ func (s *Store) Stats() (*Stats, error) {
 		m := tx.Bucket(bucketMeta)
 		st.Accepted, st.Rejected, st.Evicted = readU64(m, metaCountA), readU64(m, metaCountR), readU64(m, metaEvicted)
 		st.LastSeq, _ = readLast(m)
+		st.RejectedBytes = readU64(m, metaBytesR)
+		st.Gaps, st.GapSeqs = readU64(m, metaCountG), readU64(m, metaGapSeqs)
 		st.Head, st.RejectedHead = readLink(m, metaHeadA).head(), readLink(m, metaHeadR).head()
 		for _, k := range kinds {
 			c := tx.Bucket(k.ix[ixTime]).Cursor()

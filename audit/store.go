@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,8 +18,13 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultMaxRejected caps the refused-message bucket.
+	// DefaultMaxRejected caps the refused-message bucket by count.
 	DefaultMaxRejected = 100_000
+	// DefaultMaxRejectedBytes caps it by the bytes of its records (index
+	// entries not counted): with refused records bounded to a few KiB
+	// each, 256 MiB holds the last ~30,000 refused messages even when all
+	// are large junk, and all 100,000 of the usual small ones.
+	DefaultMaxRejectedBytes = 256 << 20
 	// DefaultTimeout bounds the wait for the database file's lock.
 	DefaultTimeout = 10 * time.Second
 )
@@ -31,6 +38,8 @@ const formatTag = "remaphore-audit/1"
 var (
 	bucketMeta  = []byte("meta")
 	bucketCount = []byte("count")
+	// bucketGap holds the gap records, keyed by their first sequence.
+	bucketGap = []byte("gap")
 )
 
 // Meta keys.
@@ -44,6 +53,11 @@ var (
 	metaCountR  = []byte("nrej")
 	metaEvicted = []byte("nevicted")
 	metaStream  = []byte("stream") // the stream's name and creation time
+	metaBytesR  = []byte("rbytes") // the bytes of the refused records' values
+	metaHeadG   = []byte("ghead")  // the gap chain's head: first seq(8) + hash(32)
+	metaCountG  = []byte("ngap")   // gap records
+	metaGapSeqs = []byte("ngapseq")
+	metaOwner   = []byte("owner") // this file's auditor id (its consumers' owner tag)
 )
 
 // Options configure Open.
@@ -58,6 +72,9 @@ type Options struct {
 	// MaxRejected caps the refused-record bucket (DefaultMaxRejected when
 	// 0); the oldest are evicted first.
 	MaxRejected int
+	// MaxRejectedBytes caps it by the bytes of its records as well
+	// (DefaultMaxRejectedBytes when 0).
+	MaxRejectedBytes int64
 	// NoSync skips fsync on commit: for building benchmark stores only.
 	NoSync bool
 }
@@ -68,6 +85,7 @@ type Store struct {
 	path        string
 	ro          bool
 	maxRejected int
+	maxRejBytes uint64
 	// arena is Append's buffer, kept between transactions (only the
 	// writer, inside its transaction, uses it).
 	arena []byte
@@ -85,6 +103,9 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	if o.MaxRejected <= 0 {
 		o.MaxRejected = DefaultMaxRejected
+	}
+	if o.MaxRejectedBytes <= 0 {
+		o.MaxRejectedBytes = DefaultMaxRejectedBytes
 	}
 	bo := &bolt.Options{
 		Timeout:      o.Timeout,
@@ -112,7 +133,7 @@ func Open(path string, o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, ro: o.ReadOnly, maxRejected: o.MaxRejected}
+	s := &Store{db: db, path: path, ro: o.ReadOnly, maxRejected: o.MaxRejected, maxRejBytes: uint64(o.MaxRejectedBytes)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -137,7 +158,7 @@ func (s *Store) init() error {
 		if f := m.Get(metaFormat); string(f) != formatTag {
 			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q", ErrNotAudit, s.path, f, formatTag)
 		}
-		complete = tx.Bucket(bucketCount) != nil
+		complete = tx.Bucket(bucketCount) != nil && tx.Bucket(bucketGap) != nil
 		for _, k := range kinds {
 			for _, b := range k.buckets() {
 				if tx.Bucket(b) == nil {
@@ -151,7 +172,7 @@ func (s *Store) init() error {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		names := [][]byte{bucketMeta, bucketCount}
+		names := [][]byte{bucketMeta, bucketCount, bucketGap}
 		for _, k := range kinds {
 			names = append(names, k.buckets()...)
 		}
@@ -206,6 +227,38 @@ type Entry struct {
 	Env *sign.Envelope
 	// SenderDest is the [ Peers ] destination of Env.Sender, "" when unknown.
 	SenderDest string
+
+	// Gap, when set, makes this entry a gap record instead of a message:
+	// sequences Gap.First to Gap.Last (= Seq) that the stream no longer
+	// holds. The other fields are unused.
+	Gap *Gap
+
+	// bodySize and bodySHA are set by bound.
+	bodySize uint64
+	bodySHA  [HashSize]byte
+	bounded  bool
+}
+
+// bound makes a refused entry what its record keeps: the body's size and
+// SHA-256, and copies of at most RefusedKeep bytes of the body, the
+// payload and the header id, so that the message's own (possibly large)
+// buffer is not kept alive either. Accepted entries are left whole: their
+// signed bytes are needed to verify them again.
+func (e *Entry) bound() {
+	if e.bounded || e.Reason == policy.ReasonAccepted || e.Gap != nil {
+		return
+	}
+	e.bounded = true
+	e.bodySize, e.bodySHA = uint64(len(e.Body)), sha256.Sum256(e.Body)
+	e.Body = bytes.Clone(e.Body[:min(len(e.Body), RefusedKeep)])
+	if len(e.HeaderID) > RefusedKeep {
+		e.HeaderID = e.HeaderID[:RefusedKeep]
+	}
+	if e.Env != nil {
+		env := *e.Env
+		env.Payload = bytes.Clone(env.Payload[:min(len(env.Payload), RefusedKeep)])
+		e.Env = &env
+	}
 }
 
 func (e *Entry) record() *Record {
@@ -216,8 +269,12 @@ func (e *Entry) record() *Record {
 
 // fillRecord sets r to the record of e (without its chain link).
 func (e *Entry) fillRecord(r *Record) {
+	e.bound()
 	*r = Record{Seq: e.Seq, Stored: e.Stored, Subject: e.Subject, HeaderID: e.HeaderID,
 		Reason: e.Reason.String(), Detail: e.Detail, Body: e.Body, SenderDest: e.SenderDest}
+	if e.bounded {
+		r.version, r.BodySize, r.BodySHA256 = recordVersionRefused, e.bodySize, e.bodySHA
+	}
 	r.setFields(e.Env)
 	if !r.Decoded {
 		r.SenderDest = ""
@@ -229,6 +286,7 @@ type AppendResult struct {
 	Accepted, Rejected int
 	Skipped            int // sequences already stored (a redelivery, a restart)
 	Evicted            int // oldest refused records dropped by the cap
+	Gaps               int // gap records written
 	Last               uint64
 }
 
@@ -288,7 +346,8 @@ func putU64(m *bolt.Bucket, key []byte, n uint64) error {
 
 // Append stores entries in one transaction, in order. An entry whose
 // sequence is at or below [Store.Last] is skipped: a redelivered or
-// re-read message is never stored twice. Refused records beyond the cap
+// re-read message is never stored twice. An entry with a Gap is written
+// as a gap record. Refused records beyond the caps (by count and by bytes)
 // evict the oldest refused records, with their index entries.
 func (s *Store) Append(entries []Entry) (AppendResult, error) {
 	var res AppendResult
@@ -302,13 +361,23 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 		w := [2]*kindTx{openKind(tx, kindAccepted), openKind(tx, kindRejected)}
 		heads := [2]link{readLink(m, metaHeadA), readLink(m, metaHeadR)}
 		counts := [2]uint64{readU64(m, metaCountA), readU64(m, metaCountR)}
+		rbytes, err := refusedBytes(tx, counts[1])
+		if err != nil {
+			return err
+		}
+		gaps := gapTx{b: tx.Bucket(bucketGap), head: readLink(m, metaHeadG), n: readU64(m, metaCountG), seqs: readU64(m, metaGapSeqs)}
 		deltas := counter{}
 		// One arena for every key and value of the transaction: bbolt
 		// keeps references until the commit. It is kept for the next
 		// transaction (this one is the only writer), unless it is large.
 		size := 0
 		for i := range entries {
-			size += 2*len(entries[i].Body) + 512
+			e := &entries[i]
+			n := len(e.Body)
+			if e.Reason != policy.ReasonAccepted {
+				n = min(n, RefusedKeep) + min(len(e.HeaderID), RefusedKeep) + HashSize + 8
+			}
+			size += 2*n + 512
 		}
 		arena := s.arena[:0]
 		if cap(arena) < size {
@@ -324,6 +393,20 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 		var rec Record
 		for i := range entries {
 			e := &entries[i]
+			if e.Gap != nil {
+				if e.Gap.Last <= last {
+					res.Skipped++
+					continue
+				}
+				g := *e.Gap
+				g.First = max(g.First, last+1)
+				if err := gaps.put(&g); err != nil {
+					return err
+				}
+				res.Gaps++
+				last = g.Last
+				continue
+			}
 			if e.Seq <= last {
 				res.Skipped++
 				continue
@@ -349,22 +432,26 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 				res.Accepted++
 			} else {
 				res.Rejected++
+				rbytes += uint64(len(arena) - start)
 			}
 			last, lastTime = r.Seq, r.Stored
 		}
 		res.Last = last
-		if res.Accepted+res.Rejected == 0 {
+		if res.Accepted+res.Rejected+res.Gaps == 0 {
 			return nil
 		}
-		// Evict the oldest refused records beyond the cap. The chain of
+		// Evict the oldest refused records beyond the caps. The chain of
 		// refused records then starts at the anchor: the evicted record
 		// the first remaining one links to.
-		if counts[1] > uint64(s.maxRejected) {
-			anchor, n, err := w[1].evict(counts[1]-uint64(s.maxRejected), &deltas)
+		if counts[1] > uint64(s.maxRejected) || rbytes > s.maxRejBytes {
+			anchor, n, freed, err := w[1].evict(func(n, b uint64) bool {
+				return counts[1]-n > uint64(s.maxRejected) || rbytes-b > s.maxRejBytes
+			}, &deltas)
 			if err != nil {
 				return err
 			}
 			counts[1] -= n
+			rbytes -= freed
 			res.Evicted = int(n)
 			if err := m.Put(metaAnchorR, anchor.bytes()); err != nil {
 				return err
@@ -383,14 +470,36 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 			{metaHeadR, heads[1].bytes()},
 			{metaCountA, binary.BigEndian.AppendUint64(nil, counts[0])},
 			{metaCountR, binary.BigEndian.AppendUint64(nil, counts[1])},
+			{metaBytesR, binary.BigEndian.AppendUint64(nil, rbytes)},
 		} {
 			if err := m.Put(kv.k, kv.v); err != nil {
+				return err
+			}
+		}
+		if res.Gaps > 0 {
+			if err := gaps.save(m); err != nil {
 				return err
 			}
 		}
 		return applyCounts(tx.Bucket(bucketCount), &deltas)
 	})
 	return res, err
+}
+
+// refusedBytes returns the bytes of the refused records' values. A store
+// written before the byte cap has no such counter: it is counted once
+// from the records (and kept from then on).
+func refusedBytes(tx *bolt.Tx, count uint64) (uint64, error) {
+	m := tx.Bucket(bucketMeta)
+	if v := m.Get(metaBytesR); len(v) == 8 || count == 0 {
+		return readU64(m, metaBytesR), nil
+	}
+	var n uint64
+	err := tx.Bucket(kindRejected.rec).ForEach(func(_, v []byte) error {
+		n += uint64(len(v))
+		return nil
+	})
+	return n, err
 }
 
 // seqKey is the record key: the stream sequence, 8 bytes big-endian.

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"runtime"
@@ -52,6 +53,12 @@ type VerifyResult struct {
 	Problems     int       `json:"problems"`
 	Head         ChainHead `json:"head"`
 	RejectedHead ChainHead `json:"rejected_head"`
+	// Gaps are the runs of stream sequences the auditor never recorded
+	// because the stream no longer held them (see [Gap]). They are not
+	// problems of the file: the caller decides whether any is acceptable.
+	Gaps    []Gap     `json:"gaps"`
+	GapSeqs uint64    `json:"gap_seqs"`
+	GapHead ChainHead `json:"gap_head"`
 }
 
 // Verify re-checks the whole store in one read transaction: bbolt's page
@@ -104,12 +111,19 @@ func (s *Store) Verify(report func(Problem)) (VerifyResult, error) {
 				add(Problem{Kind: k.name, What: "head", Detail: fmt.Sprintf("the store counts %d records, %d found", c, n)})
 			}
 		}
+		res.Gaps = verifyGaps(tx, add)
+		for i := range res.Gaps {
+			if res.Gaps[i].Last >= res.Gaps[i].First {
+				res.GapSeqs += res.Gaps[i].Count()
+			}
+		}
+		res.GapHead = readLink(m, metaHeadG).head()
 		return nil
 	})
 	if err != nil {
 		return res, err
 	}
-	order := map[string]int{"": 0, kindAccepted.name: 1, kindRejected.name: 2}
+	order := map[string]int{"": 0, kindAccepted.name: 1, kindRejected.name: 2, "gap": 3}
 	slices.SortStableFunc(problems, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(order[a.Kind], order[b.Kind]), cmp.Compare(a.Seq, b.Seq))
 	})
@@ -288,6 +302,18 @@ func checkBody(k *kind, r *Record, keys *verifiers) (what, detail string) {
 	}
 	if r.Accepted() {
 		return "fields", "a refused record with reason \"accepted\""
+	}
+	if r.version == recordVersionRefused {
+		switch {
+		case uint64(len(r.Body)) > r.BodySize || len(r.Body) > RefusedKeep || len(r.Payload) > RefusedKeep:
+			return "fields", fmt.Sprintf("keeps %d bytes of a %d-byte body (at most %d are kept)", len(r.Body), r.BodySize, RefusedKeep)
+		case r.Truncated():
+			// Only the first part is kept: nothing more to compare it
+			// with than the record's own hash.
+			return "", ""
+		case sha256.Sum256(r.Body) != r.BodySHA256:
+			return "fields", "the body's SHA-256 is not the one stored with it"
+		}
 	}
 	env, err := sign.Decode(r.Body)
 	switch {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -23,10 +24,10 @@ import (
 )
 
 const usageText = `Usage:
-  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N]
-  remaphore-audit query  [-c FILE | -db FILE] [filters] [-limit N] [-json]
+  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]
+  remaphore-audit query  [-c FILE | -db FILE] [filters | -gaps] [-limit N] [-json]
   remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
-  remaphore-audit verify [-c FILE | -db FILE] [-json]
+  remaphore-audit verify [-c FILE | -db FILE] [-allow-gaps] [-json]
   remaphore-audit stats  [-c FILE | -db FILE] [-json]
 
   run     read every message and reply of the stream into the database
@@ -37,10 +38,11 @@ const usageText = `Usage:
 
 Filters (query and tail):
   -since T, -until T   stream time: a duration back from now (2h) or RFC 3339
-  -verb V   -uuid U   -sender KEY|DEST   -dest NAME|PATTERN   -rejected
+  -verb V   -uuid U   -sender KEY|DEST   -dest NAME|PATTERN   -request ID   -rejected
+  query -gaps lists the gap records: stream sequences never recorded
 
 Run remaphore-audit COMMAND -h for a command's flags.
-Exit codes: 0 ok, 1 verify found a problem / tail found nothing,
+Exit codes: 0 ok, 1 verify found a problem or a gap / tail found nothing,
             2 usage or config error, 3 NATS, JetStream or database error
 `
 
@@ -190,9 +192,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(RunGCPercent)
 	}
-	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N]", stderr, "info")
-	name := c.fs.String("name", audit.DefaultConsumer, "durable consumer `name`: give each auditor of one stream its own")
+	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]", stderr, "info")
+	name := c.fs.String("name", "", "durable consumer `name` (default: remaphore-audit-HOST-HASH, from the host and the database file's path, so that each auditor has its own)")
 	maxRejected := c.fs.Int("max-rejected", audit.DefaultMaxRejected, "most refused records kept; the oldest are evicted first")
+	maxRejectedBytes := c.fs.Int64("max-rejected-bytes", 0, "most `bytes` the refused records may take; the oldest are evicted first (default: audit_refused_max_bytes from the config, else 268435456)")
 	batch := c.fs.Int("batch", audit.DefaultBatch, "most messages fetched and committed at once")
 	if err := c.parse(args); err != nil {
 		return err
@@ -200,10 +203,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	switch {
 	case *maxRejected < 1:
 		return usageErr("", "-max-rejected %d: must be at least 1", *maxRejected)
+	case *maxRejectedBytes != 0 && *maxRejectedBytes < 1<<20:
+		return usageErr("", "-max-rejected-bytes %d: must be at least 1048576 (1 MiB)", *maxRejectedBytes)
 	case *batch < 1 || *batch > 10000:
 		return usageErr("", "-batch %d: must be from 1 to 10000", *batch)
-	case *name == "" || strings.ContainsAny(*name, ".*> \t\r\n"):
-		return usageErr("a consumer name is one word, like remaphore-audit-2", "-name %q: not a consumer name", *name)
+	}
+	if *name != "" {
+		if err := audit.ValidConsumerName(*name); err != nil {
+			return usageErr("a consumer name is one word of letters, digits, - and _, like remaphore-audit-2", "-name %q: not a consumer name: %v", *name, err)
+		}
 	}
 	log, err := c.logger(stderr)
 	if err != nil {
@@ -213,6 +221,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *maxRejectedBytes == 0 {
+		*maxRejectedBytes = int64(cfg.AuditRefusedMaxBytes)
+	}
+	store := audit.Options{MaxRejected: *maxRejected, MaxRejectedBytes: *maxRejectedBytes}
 	if len(cfg.Peers) == 0 {
 		log.Warn("the config lists no [ Peers ]: every message will be recorded as refused (unknown-sender)")
 	}
@@ -223,7 +235,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Release()
-	s, err := audit.Open(path, audit.Options{MaxRejected: *maxRejected})
+	s, err := audit.Open(path, store)
 	if err != nil {
 		return err
 	}
@@ -240,7 +252,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		AllowSkew: cfg.AllowSkew,
 		Consumer:  *name,
 		DB:        path,
-		Store:     audit.Options{MaxRejected: *maxRejected},
+		Store:     store,
 		Batch:     *batch,
 		Logger:    log,
 		Lock:      lock,
@@ -253,8 +265,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 // filters are the query and tail flags.
 type filters struct {
-	since, until, verb, sender, uuid, dest string
-	rejected, json, body                   bool
+	since, until, verb, sender, uuid, dest, request string
+	rejected, json, body                            bool
 }
 
 func (f *filters) add(fs *flag.FlagSet) {
@@ -264,6 +276,7 @@ func (f *filters) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.sender, "sender", "", "only this sender: a public `key` (base58 or U…) or a peer destination")
 	fs.StringVar(&f.uuid, "uuid", "", "only this `uuid` (a request and its replies share it)")
 	fs.StringVar(&f.dest, "dest", "", "only messages addressed to `NAME` (patterns matching it) or with exactly this pattern")
+	fs.StringVar(&f.request, "request", "", "only this request and its replies: the request's `id` (64 hex digits, or at least the first 8, as in the REQUEST column)")
 	fs.BoolVar(&f.rejected, "rejected", false, "show refused records (with their reason) instead of accepted ones")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per line instead of a table")
 	fs.BoolVar(&f.body, "body", false, "with -json: include the raw body (base64)")
@@ -295,6 +308,14 @@ func (f *filters) query(now time.Time) (audit.Query, error) {
 				"-sender %q is neither a public key nor a destination", f.sender)
 		}
 	}
+	if f.request != "" {
+		id := strings.ToLower(f.request)
+		if len(id) < 8 || len(id) > 64 || strings.Trim(id, "0123456789abcdef") != "" {
+			return q, usageErr("give the request's id: 64 hex digits, or at least its first 8, as the REQUEST column shows them",
+				"-request %q is not a request id", f.request)
+		}
+		q.Request = id
+	}
 	if f.dest != "" {
 		if _, err := policy.ParsePattern(f.dest); err != nil {
 			return q, usageErr("give a node name (com.example.host1) or a pattern (com.example.*)", "-dest: %v", err)
@@ -322,7 +343,7 @@ func parseTime(flagName, s string, now time.Time) (time.Time, error) {
 }
 
 func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer, tail bool) (int, error) {
-	name, synopsis := "query", "[-c FILE | -db FILE] [filters] [-limit N] [-json]"
+	name, synopsis := "query", "[-c FILE | -db FILE] [filters | -gaps] [-limit N] [-json]"
 	if tail {
 		name, synopsis = "tail", "[-c FILE | -db FILE] [filters] [-n N] [-f] [-json]"
 	}
@@ -340,8 +361,26 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer, tail
 	} else {
 		c.fs.IntVar(&limit, "limit", 0, "print at most `N` records (0: all)")
 	}
+	var gaps bool
+	if !tail {
+		c.fs.BoolVar(&gaps, "gaps", false, "list the gap records instead: runs of stream sequences the stream no longer held when the auditor came to read them")
+	}
 	if err := c.parse(args); err != nil {
 		return 0, err
+	}
+	if gaps {
+		var other []string
+		c.fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "gaps", "limit", "json", "c", "db", "wait", "log":
+			default:
+				other = append(other, "-"+fl.Name)
+			}
+		})
+		if len(other) > 0 {
+			return 0, usageErr("query -gaps lists every gap record; it takes -limit and -json, not the record filters",
+				"-gaps with %s", strings.Join(other, " "))
+		}
 	}
 	if limit < 0 {
 		return 0, usageErr("", "-%s %d is negative", map[bool]string{true: "n", false: "limit"}[tail], limit)
@@ -357,9 +396,36 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer, tail
 		return 0, err
 	}
 	out := newPrinter(stdout, f.json, f.body, f.rejected)
-	s, _, err := c.openRead(false)
+	if follow {
+		out.followWidths()
+	}
+	s, cfg, err := c.openRead(false)
 	if err != nil {
 		return 0, err
+	}
+	if gaps {
+		n := 0
+		err = s.Gaps(func(g *audit.Gap) error {
+			if limit > 0 && n >= limit {
+				return errStopGaps
+			}
+			n++
+			return out.gap(g)
+		})
+		s.Close()
+		if errors.Is(err, errStopGaps) {
+			err = nil
+		}
+		if err == nil {
+			err = out.flush()
+		}
+		return ExitOK, err
+	}
+	if q.SenderDest != "" {
+		if err := checkSenderDest(s, cfg, q.SenderDest); err != nil {
+			s.Close()
+			return 0, err
+		}
 	}
 	var last uint64
 	n := 0
@@ -425,9 +491,10 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer, tail
 }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) (int, error) {
-	c := newFlags("verify", "[-c FILE | -db FILE] [-json]", stderr, "warn")
+	c := newFlags("verify", "[-c FILE | -db FILE] [-allow-gaps] [-json]", stderr, "warn")
 	c.waitFlag()
-	asJSON := c.fs.Bool("json", false, "print problems and the summary as JSON lines")
+	asJSON := c.fs.Bool("json", false, "print problems, gaps and the summary as JSON lines")
+	allowGaps := c.fs.Bool("allow-gaps", false, "exit 0 when the only findings are gaps (stream sequences never recorded, each still printed): for gaps already known and explained")
 	if err := c.parse(args); err != nil {
 		return 0, err
 	}
@@ -444,11 +511,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	out.verifySummary(res)
+	for _, g := range res.Gaps {
+		out.verifyGap(g)
+	}
+	out.verifySummary(res, *allowGaps)
 	if err := out.flush(); err != nil {
 		return 0, err
 	}
-	if res.Problems > 0 {
+	if res.Problems > 0 || (len(res.Gaps) > 0 && !*allowGaps) {
 		return ExitFailed, nil
 	}
 	return ExitOK, nil
@@ -476,4 +546,85 @@ func cmdStats(args []string, stdout, stderr io.Writer) error {
 	out := newPrinter(stdout, *asJSON, false, false)
 	out.stats(st)
 	return out.flush()
+}
+
+var errStopGaps = errors.New("enough gaps")
+
+// checkSenderDest refuses a -sender destination that names no sender:
+// neither one recorded in the database nor a peer of the config read.
+// Such a query would print nothing and exit 0, and a typo would read as
+// "that host sent nothing".
+func checkSenderDest(s *audit.Store, cfg *config.Config, dest string) error {
+	st, err := s.Stats()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var known []string
+	addName := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			known = append(known, d)
+		}
+	}
+	for _, c := range st.Senders {
+		addName(c.Dest)
+	}
+	if cfg != nil {
+		for _, p := range cfg.Peers {
+			addName(p.Dest)
+		}
+	}
+	if seen[dest] {
+		return nil
+	}
+	hint := "give a sender's destination as remaphore-audit stats lists them, or its public key"
+	if len(known) > 0 {
+		list := known
+		if len(list) > 5 {
+			list = append(slices.Clip(list[:5]), "…")
+		}
+		hint = fmt.Sprintf("give a sender's destination as remaphore-audit stats lists them (%s), or its public key", strings.Join(list, ", "))
+	}
+	if best := closest(dest, known); best != "" {
+		hint = fmt.Sprintf("did you mean -sender %s? (remaphore-audit stats lists every sender)", best)
+	}
+	where := "in the database"
+	if cfg != nil {
+		where += " or among the peers of " + cfg.Path
+	}
+	return usageErr(hint, "-sender %s: no sender has that destination %s", dest, where)
+}
+
+// closest returns the name in names nearest to s by edit distance, when
+// it is near enough to be a likely typo (at most a third of s's length),
+// else "".
+func closest(s string, names []string) string {
+	best, bestD := "", len(s)/3+1
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -199,7 +199,7 @@ func TestQuery_Table(t *testing.T) {
 		t.Fatalf("table:\n%s", out)
 	}
 	header := strings.Fields(lines[0])
-	if !slices.Equal(header, []string{"SEQ", "STORED", "KIND", "VERB", "SENDER", "DEST", "UUID", "EXIT", "PAYLOAD"}) {
+	if !slices.Equal(header, []string{"SEQ", "STORED", "KIND", "VERB", "SENDER", "DEST", "UUID", "REQUEST", "EXIT", "PAYLOAD"}) {
 		t.Fatalf("header %q", lines[0])
 	}
 	// Aligned: every column starts where its header does.

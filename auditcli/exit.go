@@ -34,7 +34,9 @@ func codeOf(err error) (int, string) {
 	case errors.Is(err, audit.ErrBusy):
 		return ExitBackend, "the auditor is writing a long backlog, or another command holds the file: try again, or wait longer with -wait 1m"
 	case errors.Is(err, audit.ErrLocked):
-		return ExitBackend, "run one auditor per database file; give another one its own -db file (and -name for its own consumer)"
+		return ExitBackend, "run one auditor per database file; give another one its own -db file (it gets a consumer of its own)"
+	case errors.Is(err, audit.ErrConsumerTaken):
+		return ExitUsage, ""
 	case errors.Is(err, audit.ErrStreamChanged):
 		return ExitBackend, "keep this file as the record of the old stream, and start the auditor on a new one (-db or audit_db)"
 	case errors.Is(err, fs.ErrNotExist):

@@ -49,6 +49,9 @@
 //	tls_ca            CA file for the server's certificate.
 //	tls_cert, tls_key client certificate and key, both or neither.
 //	audit_db          the auditor's database file.
+//	audit_refused_max_bytes
+//	                  size the auditor's refused records may take before
+//	                  the oldest are evicted, default 256MiB (at least 1MiB).
 //
 // Durations are Go durations: 5s, 1m30s, 24h. A relative path in
 // credentials, tls_* or audit_db is relative to the file's directory; see

@@ -61,6 +61,9 @@ func (c *Config) Format() []byte {
 	str("tls_cert", c.TLSCert)
 	str("tls_key", c.TLSKey)
 	str("audit_db", c.AuditDB)
+	if c.AuditRefusedMaxBytes != 0 {
+		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMaxBytes))
+	}
 
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.Identities {

@@ -209,8 +209,13 @@ func (c *Checker) Check(in Input) Verdict {
 		v.Reason, v.Detail = r, fmt.Sprintf(format, args...)
 		return v
 	}
-	// An unknown sender has no verifier and is checked by its own key,
-	// so that a forgery is still reported as such before unknown-sender.
+	// The sender is looked up before any signature work: an unknown key
+	// has nothing to be verified against, and a flood from keys that are
+	// not peers must not cost a verification per message.
+	peer, ok := c.peers[env.Sender]
+	if !ok {
+		return refuse(ReasonUnknownSender, "sender %s is not in [ Peers ] (refused before its signature was checked)", env.Sender)
+	}
 	if err := env.VerifyWith(c.verify[env.Sender]); err != nil {
 		return refuse(ReasonBadSignature, "signature does not verify for claimed sender %s", env.Sender)
 	}
@@ -225,10 +230,6 @@ func (c *Checker) Check(in Input) Verdict {
 	}
 	if !c.rules.Audit && env.Kind != c.rules.Kind {
 		return refuse(ReasonWrongKind, "a %s where a %s was expected", env.Kind, c.rules.Kind)
-	}
-	peer, ok := c.peers[env.Sender]
-	if !ok {
-		return refuse(ReasonUnknownSender, "sender %s is not in [ Peers ]", env.Sender)
 	}
 	v.Peer = peer
 	// A reply's verb repeats its request's; the responder is answering,

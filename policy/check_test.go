@@ -344,3 +344,27 @@ func TestCheck_ForgeriesRefusedAfterWarmUp(t *testing.T) {
 		}
 	}
 }
+
+// An unknown key is refused before its signature is looked at: a forged
+// message from a key that is no peer is unknown-sender (not bad-signature),
+// in audit mode with shared Verifiers as for a receiver's own checker, so
+// that a flood from keys that are not peers costs no verification.
+func TestCheck_UnknownSenderBeforeSignature(t *testing.T) {
+	for _, audit := range []bool{false, true} {
+		f := newFixture(t)
+		if audit {
+			f.rules.Audit = true
+			f.rules.Verifiers = NewVerifiers(f.rules.Peers)
+		}
+		c := f.checker(t)
+		in := seal(t, msg(), f.mallory)
+		in.Body[len(in.Body)-1] ^= 1 // the signature no longer verifies
+		v := c.Check(in)
+		if v.Reason != ReasonUnknownSender || !strings.Contains(v.Detail, "refused before its signature was checked") {
+			t.Fatalf("audit=%v: %v, want unknown-sender before the signature", audit, v.Error())
+		}
+		if !v.Peer.Key.IsZero() || v.Env == nil || v.Env.Sender != f.mallory.Public() {
+			t.Fatalf("audit=%v: verdict %+v", audit, v)
+		}
+	}
+}

@@ -18,7 +18,7 @@
 //
 // # Order of checks
 //
-// Check runs the security rules first (signature, id, channel, sender, verb,
+// Check runs the security rules first (sender, signature, id, channel, verb,
 // freshness, replay) and the receiver's own filters last (destination, -u,
 // -v, -p). A message is added to the replay cache only once its signature
 // is known to be good, so forged bytes cannot poison the cache for the real
