@@ -140,11 +140,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		// The cause is what errors and the missing-responders line say
+		// when the timeout ends the wait.
+		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-t %s ran out", o.timeout))
 		defer cancel()
 	}
 	r := &runner{o: o, log: log, stdout: stdout, stderr: stderr}
@@ -157,10 +159,63 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	default:
 		code, err = r.receive(ctx)
 	}
+	if sig := signalOf(ctx); sig != nil && (err != nil || code != ExitOK) {
+		// A signal, not a timeout or a failure, ended the run: exit
+		// 128+signal as a shell would, and say so once.
+		if err != nil && !errors.Is(err, sig) && !strings.Contains(err.Error(), sig.Error()) {
+			fmt.Fprintf(stderr, "remaphore: error: %v\n", err)
+		}
+		fmt.Fprintf(stderr, "remaphore: %v\n", sig)
+		return sig.code()
+	}
 	if err != nil {
 		return printError(stderr, err)
 	}
 	return code
+}
+
+// stopSignal is the cause of the run's context when SIGINT or SIGTERM
+// arrived.
+type stopSignal struct{ sig syscall.Signal }
+
+func (s *stopSignal) Error() string {
+	name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[s.sig]
+	return fmt.Sprintf("stopped by %s (exit %d)", name, s.code())
+}
+
+func (s *stopSignal) code() int { return 128 + int(s.sig) }
+
+// signalContext is cancelled, with a *stopSignal cause, by the first
+// SIGINT or SIGTERM. After that one the signals get their default action
+// back, so a second Ctrl-C ends a run that is slow to stop.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-c:
+			signal.Stop(c)
+			sig, _ := s.(syscall.Signal)
+			cancel(&stopSignal{sig: sig})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(c)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// signalOf returns the signal that cancelled ctx, or nil.
+func signalOf(ctx context.Context) *stopSignal {
+	var s *stopSignal
+	if errors.As(context.Cause(ctx), &s) {
+		return s
+	}
+	return nil
 }
 
 // runner holds what every mode shares.
