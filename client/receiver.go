@@ -124,12 +124,19 @@ func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery
 			return policy.Verdict{}, d, ctx.Err()
 		case d = <-r.sub.C:
 		}
-		v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
-		if v.Accepted() {
+		if v := r.screen(d); v.Accepted() {
 			return v, d, nil
 		}
+	}
+}
+
+// screen checks one delivery and logs it when refused.
+func (r *Receiver) screen(d transport.Delivery) policy.Verdict {
+	v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
+	if !v.Accepted() {
 		r.logRefusal(v, d)
 	}
+	return v
 }
 
 func (r *Receiver) logRefusal(v policy.Verdict, d transport.Delivery) {

@@ -81,7 +81,8 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 		log.Warn("cannot connect, retrying", "servers", url, "attempt", attempt, "err", err)
 		if !sleep(ctx, jitter(backoff)) {
-			return nil, fmt.Errorf("%w: %s: %v (gave up at the timeout)", ErrConnect, strings.Join(o.Servers, ", "), err)
+			// The cause says why, once: the caller's timeout or a signal.
+			return nil, fmt.Errorf("%w: %s: %v (gave up: %v)", ErrConnect, strings.Join(o.Servers, ", "), err, context.Cause(ctx))
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
