@@ -60,7 +60,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		fs.SetOutput(stdout)
 		fmt.Fprint(stdout, usageText)
 		fs.PrintDefaults()
-		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout, 2 usage or config error, 3 NATS error, 4 script failed (-o/-u)\n")
+		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout (-r: a responder missing), 2 usage or config error, 3 NATS error, 4 script failed (-o/-u; -r: a responder answered non-zero), 128+N stopped by signal N\n")
 	}
 	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
 	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
@@ -71,7 +71,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.BoolVar(&o.anyDest, "d", false, "Receive: do not match for destination (dangerous)")
 	fs.BoolVar(&o.once, "o", false, "Receive: exit after one matching message")
 	fs.StringVar(&o.pubkey, "p", "", "Send: use this public `key` (one of [ Identities ]). Receive: only accept messages signed by it")
-	fs.DurationVar(&o.timeout, "t", 0, "Timeout for the operation (like 30s, 1h2m3s4ms); 0 = none")
+	fs.DurationVar(&o.timeout, "t", 0, fmt.Sprintf("Timeout for the operation (like 30s, 1h2m3s4ms). Without it a receiver waits forever, -s gives up after %s and -r without -t waits at most %s", defaultSendTimeout, defaultRequestTimeout))
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
@@ -162,10 +162,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if sig := signalOf(ctx); sig != nil && (err != nil || code != ExitOK) {
 		// A signal, not a timeout or a failure, ended the run: exit
 		// 128+signal as a shell would, and say so once.
-		if err != nil && !errors.Is(err, sig) && !strings.Contains(err.Error(), sig.Error()) {
-			fmt.Fprintf(stderr, "remaphore: error: %v\n", err)
+		switch {
+		case err == nil || errors.Is(err, sig):
+			fmt.Fprintf(stderr, "remaphore: %v\n", sig)
+		case strings.Contains(err.Error(), sig.Error()):
+			fmt.Fprintf(stderr, "remaphore: error: %v\n", err) // it already says which signal
+		default:
+			fmt.Fprintf(stderr, "remaphore: error: %v\nremaphore: %v\n", err, sig)
 		}
-		fmt.Fprintf(stderr, "remaphore: %v\n", sig)
 		return sig.code()
 	}
 	if err != nil {
