@@ -288,7 +288,7 @@ func TestParseRecords(t *testing.T) {
 		"--> S1\na.b,0,x\ny\n--< S1\n--> S2\nc.d,0,x\ny\n--< S2\n", // two separators
 		"--> S1\na.b,0,x\n--< S1\n",                                // one plain line framed
 		"a.b,0,x\ry\n",                                             // a CR unframed
-		"a.b,0,x\x1b[2Ky\n",                                         // an ESC unframed
+		"a.b,0,x\x1b[2Ky\n",                                        // an ESC unframed
 		"--< S1\n",                                                 // end without begin
 	} {
 		if recs, err := parseRecords(bad); err == nil {
