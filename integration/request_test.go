@@ -198,7 +198,8 @@ func TestRequestIgnoredReplies(t *testing.T) {
 	e = reply(r2, "r2 answer\nin two lines\n", 7, nil)
 	publish(e, e.Body())
 
-	expectCode(t, rq, rq.wait(t, 25*time.Second), exitOK)
+	// r2 answered with exit code 7: every responder answered, one failed.
+	expectCode(t, rq, rq.wait(t, 25*time.Second), exitScript)
 	expectRecords(t, rq, []record{
 		{dest: r1.dest, code: 0, output: "first answer"},
 		{dest: r2.dest, code: 7, output: "r2 answer\nin two lines", sep: "framed"},
