@@ -146,7 +146,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		var cancel context.CancelFunc
 		// The cause is what errors and the missing-responders line say
 		// when the timeout ends the wait.
-		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-t %s ran out", o.timeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, ranOut(fmt.Sprintf("-t %s ran out", o.timeout)))
 		defer cancel()
 	}
 	r := &runner{o: o, log: log, stdout: stdout, stderr: stderr}
@@ -177,6 +177,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	return code
 }
+
+// ranOut is the cause of a context whose bound ran out: it says which
+// bound, and is still a context.DeadlineExceeded to errors.Is.
+type ranOut string
+
+func (r ranOut) Error() string        { return string(r) }
+func (r ranOut) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // stopSignal is the cause of the run's context when SIGINT or SIGTERM
 // arrived.

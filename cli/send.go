@@ -102,7 +102,7 @@ func (r *runner) send(ctx context.Context) error {
 	r.log.Debug("signed", "elapsed", time.Since(start))
 	if r.o.timeout == 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, defaultSendTimeout, fmt.Errorf("the send's default bound of %s ran out; give -t for longer", defaultSendTimeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, defaultSendTimeout, ranOut(fmt.Sprintf("the send's default bound of %s ran out; give -t for longer", defaultSendTimeout)))
 		defer cancel()
 	}
 	conn, err := r.connect(ctx, false)
@@ -155,7 +155,7 @@ func (r *runner) request(ctx context.Context) (int, error) {
 	}
 	if r.o.timeout == 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, defaultRequestTimeout, fmt.Errorf("-r's default bound of %s ran out; give -t for longer", defaultRequestTimeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, defaultRequestTimeout, ranOut(fmt.Sprintf("-r's default bound of %s ran out; give -t for longer", defaultRequestTimeout)))
 		defer cancel()
 	}
 	reqID, _ := sign.ParseID(env.ID)

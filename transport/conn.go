@@ -116,7 +116,7 @@ func dial(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, erro
 				r.nc.Close()
 			}
 		}()
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx) // why it was cut short: a timeout, a signal
 	}
 }
 
