@@ -171,3 +171,44 @@ func TestRefusalLog(t *testing.T) {
 		t.Errorf("warnings logged under -log error: %q", quiet.String())
 	}
 }
+
+// What one refused message costs a receiver: a forgery in a peer's name
+// (one crypto/ed25519 verification) and junk signed by an unknown key
+// (looked up before verifying, once policy checks the sender first).
+func BenchmarkReceiverScreen(b *testing.B) {
+	cfg, forge := forgedFleet(b, 300)
+	stranger, _ := sign.GenerateKey(nil)
+	now := time.Now()
+	junk, err := sign.Seal(&sign.Message{Kind: sign.KindMsg, Root: "remaphore", Channel: "all", Dest: "**", Verb: "ping", Sent: now}, stranger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		name string
+		d    func(i int) transport.Delivery
+	}{
+		{"forged-peer", forge},
+		{"unknown-sender", func(i int) transport.Delivery {
+			return transport.Delivery{Body: junk.Body(), HeaderID: junk.ID, Stored: now, Seq: uint64(i)}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			checker, dest, err := newChecker(ReceiverOptions{Config: cfg, Channel: "all"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := &Receiver{checker: checker, log: log, refused: NewRefusalLog(log, "rejected message", 0, 0), dest: dest}
+			ds := make([]transport.Delivery, 1000)
+			for i := range ds {
+				ds[i] = c.d(i)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if r.screen(ds[i%len(ds)]).Accepted() {
+					b.Fatal("accepted")
+				}
+			}
+		})
+	}
+}
