@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +119,18 @@ func (f *fixture) checkerWith(t *testing.T, r Rules) *Checker {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// An empty segment is blamed as such, even where a "**" before it would
+// otherwise be taken for the fault (issue 19).
+func TestParsePattern_BlamesEmptySegment(t *testing.T) {
+	for _, p := range []string{"com.fleet.**.", "com..**", ".**", "com.**..x"} {
+		_, err := ParsePattern(p)
+		if err == nil || !strings.Contains(err.Error(), "has an empty segment") || strings.Contains(err.Error(), "last segment") {
+			t.Errorf("ParsePattern(%q): %v, want the empty segment blamed", p, err)
+		}
+	}
+	if _, err := ParsePattern("com.**.x"); err == nil || !strings.Contains(err.Error(), "** is allowed only as the last segment") {
+		t.Errorf("ParsePattern(com.**.x): %v, want ** blamed", err)
+	}
 }
