@@ -113,9 +113,10 @@ func (r *Receiver) Destination() string { return r.dest }
 // Conn is the receiver's connection (a responder publishes replies on it).
 func (r *Receiver) Conn() *transport.Conn { return r.conn }
 
-// Next returns the next accepted message, logging every refusal with its
-// reason (security refusals at warn, filters at debug). It returns ctx's
-// error when ctx ends first.
+// Next returns the next accepted message, logging refusals with their
+// reason: security refusals at warn through a RefusalLog (the first few
+// per reason and minute, then a summary), filters at debug. It returns
+// ctx's error when ctx ends first.
 func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery, error) {
 	for {
 		var d transport.Delivery
