@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +113,24 @@ func TestReceiverHeapUnderForgeries(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer a logger on another goroutine may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
@@ -121,7 +140,7 @@ func lastLines(s string, n int) string {
 // are summed up in one line when the interval ends, at the highest level
 // among them; a new interval logs again.
 func TestRefusalLog(t *testing.T) {
-	var buf bytes.Buffer
+	var buf lockedBuffer // the summary is written by the interval's timer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l := NewRefusalLog(log, "rejected message", 2, 200*time.Millisecond)
 	for i := range 5 {
