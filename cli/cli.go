@@ -71,7 +71,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.BoolVar(&o.anyDest, "d", false, "Receive: do not match for destination (dangerous)")
 	fs.BoolVar(&o.once, "o", false, "Receive: exit after one matching message")
 	fs.StringVar(&o.pubkey, "p", "", "Send: use this public `key` (one of [ Identities ]). Receive: only accept messages signed by it")
-	fs.DurationVar(&o.timeout, "t", 0, fmt.Sprintf("Timeout for the operation (like 30s, 1h2m3s4ms). Without it a receiver waits forever, -s gives up after %s and -r without -t waits at most %s", defaultSendTimeout, defaultRequestTimeout))
+	fs.DurationVar(&o.timeout, "t", 0, fmt.Sprintf("Timeout for the operation (like 30s, 1h2m3s4ms). Without it a receiver waits forever, -s gives up after %s, -r after %s", defaultSendTimeout, defaultRequestTimeout))
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")

@@ -32,7 +32,7 @@ func TestRequestDefaultBound(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(usageOf(t), "-r without -t waits at most 1m0s") {
+	if !strings.Contains(usageOf(t), "-s gives up after 10s, -r after 1m0s") {
 		t.Errorf("-h does not document the default bound:\n%s", usageOf(t))
 	}
 	old := defaultRequestTimeout
