@@ -112,7 +112,7 @@ type Rules struct {
 	// by the local clock), which ends at Started (Now() when the Checker
 	// is made). A message sent within the backlog (± AllowSkew) passes
 	// the MaxDelay bound and is remembered for the Checker's life. See the
-	// package doc, "Late joiners".
+	// package doc, "Freshness and late joiners".
 	Since, Started time.Time
 
 	// Now is the clock (time.Now when nil).
