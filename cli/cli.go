@@ -60,7 +60,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		fs.SetOutput(stdout)
 		fmt.Fprint(stdout, usageText)
 		fs.PrintDefaults()
-		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout, 2 usage or config error, 3 NATS error, 4 script failed (-o/-u)\n")
+		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout (-r: a responder missing), 2 usage or config error, 3 NATS error, 4 script failed (-o/-u; -r: a responder answered non-zero), 128+N stopped by signal N\n")
 	}
 	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
 	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
@@ -71,7 +71,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.BoolVar(&o.anyDest, "d", false, "Receive: do not match for destination (dangerous)")
 	fs.BoolVar(&o.once, "o", false, "Receive: exit after one matching message")
 	fs.StringVar(&o.pubkey, "p", "", "Send: use this public `key` (one of [ Identities ]). Receive: only accept messages signed by it")
-	fs.DurationVar(&o.timeout, "t", 0, "Timeout for the operation (like 30s, 1h2m3s4ms); 0 = none")
+	fs.DurationVar(&o.timeout, "t", 0, fmt.Sprintf("Timeout for the operation (like 30s, 1h2m3s4ms). Without it a receiver waits forever, -s gives up after %s, -r after %s", defaultSendTimeout, defaultRequestTimeout))
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
@@ -138,11 +138,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		// The cause is what errors and the missing-responders line say
+		// when the timeout ends the wait.
+		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, ranOut(fmt.Sprintf("-t %s ran out", o.timeout)))
 		defer cancel()
 	}
 	r := &runner{o: o, log: log, stdout: stdout, stderr: stderr}
@@ -155,10 +157,74 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	default:
 		code, err = r.receive(ctx)
 	}
+	if sig := signalOf(ctx); sig != nil && (err != nil || code != ExitOK) {
+		// A signal, not a timeout or a failure, ended the run: exit
+		// 128+signal as a shell would, and say so once.
+		switch {
+		case err == nil || errors.Is(err, sig):
+			fmt.Fprintf(stderr, "remaphore: %v\n", sig)
+		case strings.Contains(err.Error(), sig.Error()):
+			fmt.Fprintf(stderr, "remaphore: error: %v\n", err) // it already says which signal
+		default:
+			fmt.Fprintf(stderr, "remaphore: error: %v\nremaphore: %v\n", err, sig)
+		}
+		return sig.code()
+	}
 	if err != nil {
 		return printError(stderr, err)
 	}
 	return code
+}
+
+// ranOut is the cause of a context whose bound ran out: it says which
+// bound, and is still a context.DeadlineExceeded to errors.Is.
+type ranOut string
+
+func (r ranOut) Error() string        { return string(r) }
+func (r ranOut) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// stopSignal is the cause of the run's context when SIGINT or SIGTERM
+// arrived.
+type stopSignal struct{ sig syscall.Signal }
+
+func (s *stopSignal) Error() string {
+	name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[s.sig]
+	return fmt.Sprintf("stopped by %s (exit %d)", name, s.code())
+}
+
+func (s *stopSignal) code() int { return 128 + int(s.sig) }
+
+// signalContext is cancelled, with a *stopSignal cause, by the first
+// SIGINT or SIGTERM. After that one the signals get their default action
+// back, so a second Ctrl-C ends a run that is slow to stop.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-c:
+			signal.Stop(c)
+			sig, _ := s.(syscall.Signal)
+			cancel(&stopSignal{sig: sig})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(c)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// signalOf returns the signal that cancelled ctx, or nil.
+func signalOf(ctx context.Context) *stopSignal {
+	var s *stopSignal
+	if errors.As(context.Cause(ctx), &s) {
+		return s
+	}
+	return nil
 }
 
 // runner holds what every mode shares.

@@ -9,9 +9,15 @@
 //
 // # Exit codes
 //
-//	0  received a matching message / all responders answered / sent and stored
+//	0  received a matching message / all responders answered with exit code 0 / sent and stored
 //	1  timeout with nothing received (for -r: some responder did not answer)
 //	2  usage or configuration error
 //	3  NATS or JetStream error
-//	4  the script failed in -o or -u mode
+//	4  the script failed in -o or -u mode; for -r, every responder answered
+//	   and at least one answer carries a non-zero exit code
+//	128+N  stopped by signal N (130 for SIGINT, 143 for SIGTERM)
+//
+// Without -t a receiver waits forever, -s gives up after 10s and -r after
+// a minute: a requester waits for every expected responder, and one that
+// is down must not keep a cron job or CI step waiting forever.
 package cli

@@ -28,8 +28,10 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	cmd := script.Command{Argv: o.args, Stdout: r.stdout, Stderr: r.stderr}
-	if err := cmd.Lookup(); err != nil {
-		return 0, usageErr("give the path of an executable, or put it on PATH", "%v", err)
+	// Before anything is consumed: a script that cannot run would use up
+	// the message it was waiting for.
+	if err := cmd.Check(); err != nil {
+		return 0, usageErr(script.Hint(err), "%v", err)
 	}
 	if err := r.loadConfig(); err != nil {
 		return 0, err
@@ -58,9 +60,8 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		return 0, usageErr("", "%v", err)
 	}
 	if err != nil {
-		if o.timeout > 0 && ctx.Err() != nil {
-			err = fmt.Errorf("%w (gave up when -t %s ran out)", err, o.timeout)
-		}
+		// The error says why it gave up (the context's cause: -t ran
+		// out, or a signal) once; Main turns a signal into its code.
 		return 0, r.dialErr(err)
 	}
 	defer rcv.Close()
@@ -71,6 +72,9 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 	for {
 		v, d, err := rcv.Next(ctx)
 		if err != nil {
+			if sig := signalOf(ctx); sig != nil {
+				return 0, sig
+			}
 			if received > 0 {
 				return ExitOK, nil
 			}

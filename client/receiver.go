@@ -26,6 +26,9 @@ type ReceiverOptions struct {
 	// Conn, when set, is used instead of dialing (and not closed by Close).
 	Conn   *transport.Conn
 	Logger *slog.Logger
+	// Now is the policy checker's clock (time.Now when nil); tests move
+	// it to stand where waiting would take minutes.
+	Now func() time.Time
 }
 
 // Receiver is one live listener.
@@ -35,6 +38,7 @@ type Receiver struct {
 	sub     *transport.Subscription
 	checker *policy.Checker
 	log     *slog.Logger
+	refused *RefusalLog
 	dest    string
 }
 
@@ -47,6 +51,17 @@ func newChecker(o ReceiverOptions) (*policy.Checker, string, error) {
 	// A message delivered late (a reconnect, a slow script before it) is
 	// judged by when the stream stored it; this bounds how late.
 	r.MaxDelay = transport.DuplicateWindow(c.AllowSkew)
+	r.Now = o.Now
+	if o.Since > 0 {
+		// The backlog a late joiner asked for passes that bound; see
+		// policy's "Freshness and late joiners".
+		now := time.Now
+		if o.Now != nil {
+			now = o.Now
+		}
+		r.Started = now()
+		r.Since = r.Started.Add(-o.Since)
+	}
 	if r.Destination == "" && !r.AnyDestination {
 		r.Destination = c.Destination
 	}
@@ -70,7 +85,7 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
-	r := &Receiver{conn: o.Conn, checker: checker, log: log, dest: dest}
+	r := &Receiver{conn: o.Conn, checker: checker, log: log, refused: NewRefusalLog(log, "rejected message", 0, 0), dest: dest}
 	if r.conn == nil {
 		if r.conn, err = Dial(ctx, o.Config, true, log); err != nil {
 			return nil, err
@@ -98,9 +113,10 @@ func (r *Receiver) Destination() string { return r.dest }
 // Conn is the receiver's connection (a responder publishes replies on it).
 func (r *Receiver) Conn() *transport.Conn { return r.conn }
 
-// Next returns the next accepted message, logging every refusal with its
-// reason (security refusals at warn, filters at debug). It returns ctx's
-// error when ctx ends first.
+// Next returns the next accepted message, logging refusals with their
+// reason: security refusals at warn through a RefusalLog (the first few
+// per reason and minute, then a summary), filters at debug. It returns
+// ctx's error when ctx ends first.
 func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery, error) {
 	for {
 		var d transport.Delivery
@@ -109,29 +125,39 @@ func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery
 			return policy.Verdict{}, d, ctx.Err()
 		case d = <-r.sub.C:
 		}
-		v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
-		if v.Accepted() {
+		if v := r.screen(d); v.Accepted() {
 			return v, d, nil
 		}
-		r.logRefusal(v, d)
 	}
 }
 
+// screen checks one delivery and logs it when refused.
+func (r *Receiver) screen(d transport.Delivery) policy.Verdict {
+	v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
+	if !v.Accepted() {
+		r.logRefusal(v, d)
+	}
+	return v
+}
+
 func (r *Receiver) logRefusal(v policy.Verdict, d transport.Delivery) {
-	attrs := []any{"reason", v.Reason.String(), "detail", v.Detail, "seq", d.Seq}
+	attrs := []any{"detail", v.Detail, "seq", d.Seq}
 	if v.Env != nil {
 		attrs = append(attrs, "id", v.Env.ID, "sender", v.Env.Sender.String(), "verb", v.Env.Verb)
 	}
 	if v.Reason.IsFilter() {
-		r.log.Debug("not for this receiver", attrs...)
+		r.log.Debug("not for this receiver", append([]any{"reason", v.Reason.String()}, attrs...)...)
 		return
 	}
-	r.log.Warn("rejected message", attrs...)
+	// Security refusals are what a hostile publisher can cause on every
+	// host at once: rate-limited, with a summary of the rest.
+	r.refused.Log(slog.LevelWarn, v.Reason.String(), attrs...)
 }
 
 // Close deletes the consumer and closes the connection if the receiver
 // dialed it.
 func (r *Receiver) Close() {
+	r.refused.Flush()
 	r.sub.Close()
 	if r.ownConn {
 		r.conn.Close()

@@ -69,6 +69,7 @@ func TestSenderServerDown(t *testing.T) {
 	dir := t.TempDir()
 	user := natstest.NewUser(t, dir)
 	sender := newNode(t, "com.test.sender")
+	responder := newNode(t, "com.test.r1")
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,9 @@ func TestSenderServerDown(t *testing.T) {
 			cfg := writeConf(t, t.TempDir(), "send", conf{
 				servers: []string{tc.server}, creds: user.SeedFile, dest: sender.dest,
 				identities: []identity{{key: sender.key, verbs: "ping"}},
-				peers:      []peer{{dest: "com.test.r1", key: sender.pub(), verbs: "ping"}},
+				// A peer other than the sender itself: a requester never
+				// waits for its own identities.
+				peers: []peer{peerOf(responder, "ping")},
 			})
 			s := run(t, "sender", "-c", cfg, tc.mode, "hello")
 			if expectCode(t, s, s.code, exitNATS) {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -457,8 +458,10 @@ func (r record) String() string {
 }
 
 // parseRecords reads a requester's stdout strictly: lines of
-// "destination,exit-code,output", or such a record with a multi-line output
-// framed by "--> SEP" and "--< SEP", with one SEP for all framed records.
+// "destination,exit-code,output", or such a record framed by "--> SEP" and
+// "--< SEP" when its output holds a newline or a control character other
+// than tab, with one SEP for all framed records. Lines are split on "\n"
+// only, so a CR in an output stays inside its record.
 func parseRecords(out string) ([]record, error) {
 	if out == "" {
 		return nil, nil
@@ -515,8 +518,8 @@ func parseRecords(out string) ([]record, error) {
 				return nil, err
 			}
 			r.output = strings.Join(append([]string{r.output}, lines[i+2:j]...), "\n")
-			if !strings.Contains(r.output, "\n") {
-				return nil, fmt.Errorf("line %d: a one-line output is framed", i+1)
+			if !needsFrame(r.output) {
+				return nil, fmt.Errorf("line %d: an output with no newline or control character is framed", i+1)
 			}
 			r.sep = s
 			recs = append(recs, r)
@@ -525,6 +528,9 @@ func parseRecords(out string) ([]record, error) {
 			r, err := head(i, l)
 			if err != nil {
 				return nil, err
+			}
+			if needsFrame(r.output) {
+				return nil, fmt.Errorf("line %d %q: a control character in an unframed record", i+1, l)
 			}
 			recs = append(recs, r)
 			i++
@@ -566,6 +572,21 @@ func expectRecords(t *testing.T, p *proc, want []record) {
 	if t.Failed() {
 		t.Logf("%s stdout:\n%s", p.name, p.stdout.String())
 	}
+}
+
+// needsFrame is DESIGN.md's rule, written out independently of cli: a
+// newline, a control character other than tab (C0, DEL, C1), U+2028,
+// U+2029, or bytes that are not UTF-8.
+func needsFrame(out string) bool {
+	if !utf8.ValidString(out) {
+		return true
+	}
+	for _, r := range out {
+		if (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 {
+			return true
+		}
+	}
+	return false
 }
 
 var requestIDRe = regexp.MustCompile(`msg="request sent" id=([0-9a-f]{64})`)

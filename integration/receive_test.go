@@ -68,8 +68,8 @@ func TestUploadDone(t *testing.T) {
 	}
 }
 
-// A receiver stopped by SIGTERM (no -t) exits as "nothing received" and
-// deletes its consumer.
+// A receiver stopped by SIGTERM (no -t) exits 128+15 saying so, not as a
+// timeout, and deletes its consumer.
 func TestReceiverSignal(t *testing.T) {
 	b := newBed(t)
 	recv := newNode(t, "com.test.recv")
@@ -83,7 +83,9 @@ func TestReceiverSignal(t *testing.T) {
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	expectCode(t, r, r.wait(t, 10*time.Second), exitTimeout)
+	if expectCode(t, r, r.wait(t, 10*time.Second), 128+int(syscall.SIGTERM)) {
+		expectStderr(t, r, "remaphore: stopped by SIGTERM (exit 143)\n")
+	}
 	if n := cl.consumers(t); n != 0 {
 		t.Errorf("%d consumers left after the receiver exited on SIGTERM, want 0", n)
 	}

@@ -38,7 +38,8 @@ func (b *bed) requesterConfig(t *testing.T, requester node, responders ...node) 
 
 // Three responders, three records: one plain, one with exit code 3, one
 // multi-line and framed; a fourth without a script answers with empty
-// output. The requester returns as soon as all answered.
+// output. The requester returns as soon as all answered, with exit 4
+// because one answer carries a non-zero exit code.
 func TestRequestAllAnswer(t *testing.T) {
 	b := newBed(t)
 	req := newNode(t, "com.test.requester")
@@ -52,7 +53,10 @@ func TestRequestAllAnswer(t *testing.T) {
 		p.waitReady(t)
 	}
 	rq := run(t, "requester", "-c", reqCfg, "-r", "-t", "20s", "-log", "info", "hello world")
-	expectCode(t, rq, rq.code, exitOK)
+	// Everyone answered, r2 with exit code 3: exit 4, r2 named.
+	if expectCode(t, rq, rq.code, exitScript) {
+		expectStderr(t, rq, "remaphore: 1 of 4 responders answered with a non-zero exit code: com.test.r2\n")
+	}
 	if rq.elapsed >= 10*time.Second {
 		t.Errorf("requester: returned after %v; with every responder answering it must not wait for -t 20s", rq.elapsed)
 	}
@@ -194,7 +198,8 @@ func TestRequestIgnoredReplies(t *testing.T) {
 	e = reply(r2, "r2 answer\nin two lines\n", 7, nil)
 	publish(e, e.Body())
 
-	expectCode(t, rq, rq.wait(t, 25*time.Second), exitOK)
+	// r2 answered with exit code 7: every responder answered, one failed.
+	expectCode(t, rq, rq.wait(t, 25*time.Second), exitScript)
 	expectRecords(t, rq, []record{
 		{dest: r1.dest, code: 0, output: "first answer"},
 		{dest: r2.dest, code: 7, output: "r2 answer\nin two lines", sep: "framed"},
@@ -270,9 +275,9 @@ func TestRequestOutputTruncated(t *testing.T) {
 
 // The strict record parser used above refuses what the spec forbids.
 func TestParseRecords(t *testing.T) {
-	good := "a.b,0,one\n--> S1\nc.d,3,x\ny\n--< S1\ne.f,1,with, commas\n--> S1\ng.h,0,\n\n--< S1\n"
+	good := "a.b,0,one\n--> S1\nc.d,3,x\ny\n--< S1\ne.f,1,with, commas\tand a tab\n--> S1\ng.h,0,\n\n--< S1\n--> S1\ni.j,0,x\ry\n--< S1\n"
 	recs, err := parseRecords(good)
-	if err != nil || len(recs) != 4 || recs[1].output != "x\ny" || recs[2].output != "with, commas" || recs[3].output != "\n" {
+	if err != nil || len(recs) != 5 || recs[1].output != "x\ny" || recs[2].output != "with, commas\tand a tab" || recs[3].output != "\n" || recs[4].output != "x\ry" {
 		t.Fatalf("parseRecords(%q) = %v, %v", good, recs, err)
 	}
 	for _, bad := range []string{
@@ -282,7 +287,9 @@ func TestParseRecords(t *testing.T) {
 		"--> S1\na.b,0,x\ny\n", // no end tag
 		"--> S1\na.b,0,x\n--> S1\nc,0,y\nz\n--< S1\n--< S1\n",      // interleaved
 		"--> S1\na.b,0,x\ny\n--< S1\n--> S2\nc.d,0,x\ny\n--< S2\n", // two separators
-		"--> S1\na.b,0,x\n--< S1\n",                                // one line framed
+		"--> S1\na.b,0,x\n--< S1\n",                                // one plain line framed
+		"a.b,0,x\ry\n",                                             // a CR unframed
+		"a.b,0,x\x1b[2Ky\n",                                        // an ESC unframed
 		"--< S1\n",                                                 // end without begin
 	} {
 		if recs, err := parseRecords(bad); err == nil {

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/remaphore/remaphore/sign"
@@ -23,6 +25,8 @@ const (
 	ReasonStale          // sent time outside allow_skew
 	ReasonReplay         // id seen before
 	ReasonWrongRequest   // reply bound to another request
+	ReasonBadVerb        // verb breaks the rules for verbs sent (leading '-', control characters)
+	ReasonNULByte        // payload or uuid holds a NUL byte, which no script argument or variable can carry
 	// Filters: an authentic message that is simply not for this receiver.
 	ReasonDestMismatch // destination pattern does not match this node
 	ReasonFilterUUID   // -u
@@ -42,6 +46,8 @@ var reasonNames = [...]string{
 	ReasonStale:          "stale",
 	ReasonReplay:         "replay",
 	ReasonWrongRequest:   "wrong-request",
+	ReasonBadVerb:        "bad-verb",
+	ReasonNULByte:        "nul-byte",
 	ReasonDestMismatch:   "destination-mismatch",
 	ReasonFilterUUID:     "uuid-filter",
 	ReasonFilterVerb:     "verb-filter",
@@ -102,6 +108,12 @@ type Rules struct {
 	// against the stream's time. It keeps a misbehaving server from
 	// delivering old captured messages as if they were new.
 	MaxDelay time.Duration
+	// Since, when set, is the start of a late joiner's backlog (-since,
+	// by the local clock), which ends at Started (Now() when the Checker
+	// is made). A message sent within the backlog (± AllowSkew) passes
+	// the MaxDelay bound and is remembered for the Checker's life. See the
+	// package doc, "Freshness and late joiners".
+	Since, Started time.Time
 
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -166,6 +178,10 @@ type Checker struct {
 	verify Verifiers
 	dest   Pattern
 	replay *replayCache
+	// backlog holds the ids accepted from the -since backlog: they pass
+	// the local-clock bound for as long as the Checker lives, so they are
+	// remembered as long (at most ReplayCap of them).
+	backlog map[[sign.IDSize]byte]struct{}
 }
 
 // NewChecker validates rules and returns a Checker.
@@ -187,14 +203,18 @@ func NewChecker(r Rules) (*Checker, error) {
 	if r.Now == nil {
 		r.Now = time.Now
 	}
+	if !r.Since.IsZero() && r.Started.IsZero() {
+		r.Started = r.Now()
+	}
 	c := &Checker{rules: r, peers: make(map[sign.PublicKey]Peer, len(r.Peers)), replay: newReplayCache(r.ReplayCap)}
 	for _, p := range r.Peers {
 		c.peers[p.Key] = p
 	}
+	// Without shared Verifiers every signature is checked by
+	// crypto/ed25519: a receiver or requester sees few messages per key,
+	// and precomputed tables would only be memory a forger can make it
+	// spend.
 	c.verify = r.Verifiers
-	if c.verify == nil {
-		c.verify = NewVerifiers(r.Peers)
-	}
 	return c, nil
 }
 
@@ -245,14 +265,40 @@ func (c *Checker) Check(in Input) Verdict {
 		return refuse(ReasonStale, "sent %s, %s from %s; allow_skew is %s", env.Sent.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), map[bool]string{true: "the stream's time", false: "local time"}[!in.Stored.IsZero()], c.rules.AllowSkew)
 	}
 	if !in.Stored.IsZero() && c.rules.MaxDelay > 0 {
-		if late := c.rules.Now().Sub(env.Sent); late > c.rules.MaxDelay+c.rules.AllowSkew {
+		late := c.rules.Now().Sub(env.Sent)
+		if late > c.rules.MaxDelay+c.rules.AllowSkew && !c.inBacklog(env) {
 			return refuse(ReasonStale, "sent %s ago by the local clock; at most %s is accepted", late.Round(time.Millisecond), c.rules.MaxDelay+c.rules.AllowSkew)
 		}
 	}
 	if env.Kind == sign.KindReply && !c.rules.Audit && env.RequestID != c.rules.RequestID {
 		return refuse(ReasonWrongRequest, "reply to request %x…, not this one", env.RequestID[:8])
 	}
+	if env.Kind == sign.KindMsg {
+		// The verb and payload become a script's arguments, the uuid
+		// and payload its environment: refuse what cannot be passed
+		// as is, before anything runs.
+		if v, err := NormalizeVerb(env.Verb); err != nil || v != env.Verb {
+			return refuse(ReasonBadVerb, "verb %q: not a verb a sender may send", env.Verb)
+		}
+		if bytes.IndexByte(env.Payload, 0) >= 0 {
+			return refuse(ReasonNULByte, "the payload holds a NUL byte, which no script argument can carry")
+		}
+		if strings.IndexByte(env.UUID, 0) >= 0 {
+			return refuse(ReasonNULByte, "the uuid holds a NUL byte, which no environment variable can carry")
+		}
+	}
 	id := mustID(env)
+	if c.inBacklog(env) {
+		if _, seen := c.backlog[id]; seen {
+			return refuse(ReasonReplay, "message %.16s… was seen before", env.ID)
+		}
+		if c.backlog == nil {
+			c.backlog = make(map[[sign.IDSize]byte]struct{})
+		}
+		if len(c.backlog) < c.replay.cap {
+			c.backlog[id] = struct{}{}
+		}
+	}
 	// Remember the id until the skew check refuses it anyway.
 	if !c.replay.add(id, env.Sent.Add(c.rules.AllowSkew), ref) {
 		return refuse(ReasonReplay, "message %.16s… was seen before", env.ID)
@@ -278,6 +324,15 @@ func (c *Checker) Check(in Input) Verdict {
 		return refuse(ReasonFilterSender, "sender %s", env.Sender)
 	}
 	return v
+}
+
+// inBacklog reports whether env was sent within the -since backlog.
+func (c *Checker) inBacklog(env *sign.Envelope) bool {
+	if c.rules.Since.IsZero() {
+		return false
+	}
+	skew := c.rules.AllowSkew
+	return !env.Sent.Before(c.rules.Since.Add(-skew)) && !env.Sent.After(c.rules.Started.Add(skew))
 }
 
 func mustID(env *sign.Envelope) [sign.IDSize]byte {

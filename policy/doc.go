@@ -23,4 +23,32 @@
 // -v, -p). A message is added to the replay cache only once its signature
 // is known to be good, so forged bytes cannot poison the cache for the real
 // message.
+//
+// # Freshness and late joiners
+//
+// A message is fresh when |stream's stored time − sent time| ≤ allow_skew.
+// That alone refuses replays: captured bytes published again get a new
+// stored time, so once allow_skew has passed they are stale; within it, a
+// re-publish with the same Nats-Msg-Id is dropped by the stream's duplicate
+// window (at least 2*allow_skew + 1m), and one with another id, or none,
+// is refused as id-mismatch. So each signed message is stored at most once
+// with a time that passes, and a receiver, which reads each stored
+// sequence once, sees it at most once; the replay cache adds a second
+// guard for as long as the message could pass.
+//
+// On top of that, a live receiver refuses a message sent longer ago than
+// the duplicate window plus allow_skew by its own clock (Rules.MaxDelay),
+// so that a misbehaving server cannot present old messages as new. A late
+// joiner (-since D) asks for exactly such messages: every one stored in the
+// D before it started. Rules.Since extends the local-clock bound to that
+// backlog, and only to it: a message whose sent time lies between
+// Since − allow_skew and Started + allow_skew passes it, and its id is kept
+// (in a set apart from the time-pruned replay cache, at most ReplayCap ids)
+// for the Checker's life, since it would pass the bound for that long.
+// Messages sent after the start are held to MaxDelay as before. What the
+// backlog lets through is thus what the operator asked for (messages sent
+// within -since), each at most once; replays are still refused by the
+// stored-time rule, the duplicate window and both caches. Two runs whose
+// -since windows overlap both act on a message stored in the overlap: that
+// is the meaning of -since, not a replay.
 package policy

@@ -50,5 +50,7 @@ func ChooseIdentity(ids []Identity, def, explicit sign.PublicKey, verb string) (
 	if len(ids) == 0 {
 		return Identity{}, fmt.Errorf("%w: the config has no [ Identities ] to sign with", ErrNoIdentity)
 	}
-	return Identity{}, fmt.Errorf("%w: no identity in the config may send verb %q (add it to an identity's [verbs], or use -v)", ErrNoIdentity, verb)
+	// What to do about it depends on the command line (was -v given?):
+	// the caller's hint says it.
+	return Identity{}, fmt.Errorf("%w: no identity in the config may send verb %q", ErrNoIdentity, verb)
 }

@@ -43,10 +43,14 @@ func parsePattern(s string) (Pattern, error) {
 		return p, fmt.Errorf("%w: destination pattern is %d bytes, limit %d", ErrBadPattern, len(s), sign.MaxDest)
 	}
 	parts := strings.Split(s, ".")
-	for i, part := range parts {
+	// Empty segments first: in "com.**." the fault is the trailing dot,
+	// not the "**" that would otherwise be blamed for not being last.
+	for _, part := range parts {
 		if part == "" {
 			return p, fmt.Errorf("%w: %q has an empty segment (two dots, or a dot at either end)", ErrBadPattern, s)
 		}
+	}
+	for i, part := range parts {
 		if err := checkChars(part); err != nil {
 			return p, fmt.Errorf("%w: %q: %v", ErrBadPattern, s, err)
 		}

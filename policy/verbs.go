@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/remaphore/remaphore/sign"
 )
@@ -60,8 +62,15 @@ func NormalizeVerb(s string) (string, error) {
 	if len(s) > sign.MaxVerb {
 		return "", fmt.Errorf("%w: verb %.16q… is %d bytes, limit %d", ErrBadVerb, s, len(s), sign.MaxVerb)
 	}
+	// A verb is the script's first argument: one starting with '-' would
+	// read as an option ("-rf"), and a control character (C1 and the
+	// Unicode line separators included) could rewrite a log line or a
+	// terminal. Receivers check received verbs with this same function.
+	if strings.HasPrefix(s, "-") {
+		return "", fmt.Errorf("%w: verb %q starts with '-' (a script would take it for an option)", ErrBadVerb, s)
+	}
 	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == ',' || r == '[' || r == ']' || r == '*' || r == '#' {
+		if r <= ' ' || unicode.IsControl(r) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError || r == ',' || r == '[' || r == ']' || r == '*' || r == '#' {
 			return "", fmt.Errorf("%w: verb %q holds %q (spaces, control characters, commas, brackets, * and # are not allowed)", ErrBadVerb, s, r)
 		}
 	}

@@ -14,8 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,14 +54,119 @@ type Result struct {
 	Truncated bool
 }
 
-// Lookup checks that the command exists and can be run, so a typo is a
-// usage error at start, not a failure when the message arrives.
-func (c Command) Lookup() error {
+// Lookup is Check (kept for callers that only want to know whether the
+// command can start).
+func (c Command) Lookup() error { return c.Check() }
+
+// Error is a command that cannot be run, with the hint that fixes it.
+type Error struct {
+	Err  error
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Hint returns what fixes err, when err is a *Error.
+func Hint(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Hint
+	}
+	return ""
+}
+
+// Check makes sure the command can be executed, so that a mistake is a
+// usage error at start rather than a failure when the message it waited
+// for arrives (and is used up): the file exists, is a regular file with
+// an execute bit this user may use, and is either a binary (ELF) or starts
+// with a #! line whose interpreter exists (for "#!/usr/bin/env NAME", NAME
+// must be on PATH). exec refuses anything else with "exec format error".
+func (c Command) Check() error {
 	if len(c.Argv) == 0 {
 		return nil
 	}
-	if _, err := exec.LookPath(c.Argv[0]); err != nil {
-		return fmt.Errorf("script %q: %w", c.Argv[0], err)
+	name := c.Argv[0]
+	path := name
+	if !strings.Contains(name, "/") {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			return &Error{fmt.Errorf("script %q: not found in PATH", name), "give the path of an executable file, or put it on PATH"}
+		}
+		path = p
+	}
+	if err := checkExecutable("script", path); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // execute-only: the kernel may run what we cannot read
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, []byte("\x7fELF")):
+		return nil
+	case bytes.HasPrefix(head, []byte("#!")):
+		return checkInterpreter(path, head[2:])
+	}
+	return &Error{fmt.Errorf("script %s has no #! line and is not a binary executable: it cannot be run (exec format error)", path),
+		"add a first line naming its interpreter, like #!/bin/sh"}
+}
+
+// checkExecutable checks that path is a regular file this user may execute.
+func checkExecutable(what, path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &Error{fmt.Errorf("%s %s does not exist", what, path), "give the path of an executable file, or put it on PATH"}
+	case err != nil:
+		return &Error{fmt.Errorf("%s %s: %w", what, path, err), ""}
+	case fi.IsDir():
+		return &Error{fmt.Errorf("%s %s is a directory", what, path), "give the path of an executable file"}
+	case !fi.Mode().IsRegular():
+		return &Error{fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type()), "give the path of an executable file"}
+	case fi.Mode().Perm()&0o111 == 0:
+		return &Error{fmt.Errorf("%s %s is not executable (mode %04o)", what, path, fi.Mode().Perm()), "chmod +x " + path}
+	}
+	if err := syscall.Access(path, 1 /* X_OK */); err != nil {
+		return &Error{fmt.Errorf("%s %s cannot be executed by this user (mode %04o): %w", what, path, fi.Mode().Perm(), err),
+			"check the file's owner and mode, and that its file system is not mounted noexec"}
+	}
+	return nil
+}
+
+// checkInterpreter checks the #! line (without "#!") of script.
+func checkInterpreter(script string, line []byte) error {
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	if bytes.HasSuffix(line, []byte("\r")) {
+		return &Error{fmt.Errorf("script %s: its #! line ends with a carriage return (Windows line endings), so the interpreter is not found", script),
+			"convert the file: sed -i 's/\\r$//' " + script}
+	}
+	fields := strings.Fields(string(line))
+	if len(fields) == 0 {
+		return &Error{fmt.Errorf("script %s: its #! line names no interpreter", script), "write the interpreter's path after #!, like #!/bin/sh"}
+	}
+	interp := fields[0]
+	if _, err := os.Stat(interp); errors.Is(err, fs.ErrNotExist) {
+		return &Error{fmt.Errorf("script %s: its interpreter %s (the #! line) does not exist", script, interp),
+			"install " + interp + ", or change the first line of " + script + " to an interpreter that exists"}
+	}
+	if err := checkExecutable("interpreter", interp); err != nil {
+		var e *Error
+		errors.As(err, &e)
+		return &Error{fmt.Errorf("script %s: %w", script, err), e.Hint}
+	}
+	// "#!/usr/bin/env NAME" finds NAME on PATH when the script runs.
+	if filepath.Base(interp) == "env" && len(fields) > 1 && !strings.HasPrefix(fields[1], "-") && !strings.Contains(fields[1], "=") {
+		if _, err := exec.LookPath(fields[1]); err != nil {
+			return &Error{fmt.Errorf("script %s: its interpreter %s (#!%s) is not on PATH", script, fields[1], strings.TrimSpace(string(line))),
+				"install " + fields[1] + ", or put it on PATH"}
+		}
 	}
 	return nil
 }

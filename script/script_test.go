@@ -69,3 +69,31 @@ func TestLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Check accepts what exec can run: a binary, a #! script, a #! line
+// through env with the interpreter on PATH; what it refuses, with which
+// hint, is checked byte for byte in integration's TestScriptNotRunnable.
+func TestCheck_Runnable(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, "env.sh")
+	if err := os.WriteFile(env, []byte("#!/usr/bin/env sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{{"true"}, {"sh", "-c", "exit 0"}, {writeScript(t, "exit 0\n")}, {env}} {
+		if err := (Command{Argv: argv}).Check(); err != nil {
+			t.Errorf("Check(%q): %v", argv, err)
+		}
+	}
+	noShebang := filepath.Join(dir, "plain")
+	if err := os.WriteFile(noShebang, []byte("echo hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := (Command{Argv: []string{noShebang}}).Check()
+	if err == nil || Hint(err) != "add a first line naming its interpreter, like #!/bin/sh" {
+		t.Errorf("a text file without #!: %v (hint %q)", err, Hint(err))
+	}
+	// What Check refuses, exec indeed cannot run.
+	if _, err := (Command{Argv: []string{noShebang}}).Run(context.Background(), Call{Verb: "ping"}); err == nil {
+		t.Error("exec ran a text file without #!; Check must not refuse it")
+	}
+}

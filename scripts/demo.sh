@@ -2,7 +2,8 @@
 # The quick start: a real NATS server with JetStream and nkey auth in a
 # temporary directory, fresh keys for an uploader and three downloaders,
 # and the spec's S3 hand-off, a refused verb, a destination filter and a
-# request with every answer. Everything is removed at the end.
+# request with every answer, one of them failing (exit 4). Everything is
+# removed at the end.
 #
 #   scripts/demo.sh            run it (needs only Go)
 #   KEEP=1 scripts/demo.sh     keep the temporary directory to look at
@@ -115,13 +116,17 @@ wait_ready "$tmp"/dl-*.err
 run remaphore -c "$tmp/uploader.conf" -s -D 'com.demo.us.*' "US hosts only"
 results dl-east dl-west dl-paris
 
-say "4. Request and response: every downloader answers with its script's output"
+say "4. Request and response: every downloader answers with its script's output; paris fails"
 for n in dl-east dl-west dl-paris; do
 	start "$n" -o -t 10s sh -c 'echo "$REMAPHORE_DESTMATCH is up"; [ "$REMAPHORE_DESTMATCH" != com.demo.eu.paris ] || { echo "disk 91% full"; exit 3; }'
 done
 wait_ready "$tmp"/dl-*.err
-run remaphore -c "$tmp/uploader.conf" -r -t 10s -D 'com.demo.**' status
+rc=0
+run remaphore -c "$tmp/uploader.conf" -r -t 10s -D 'com.demo.**' status || rc=$?
+echo "remaphore -r exited $rc: everyone answered, one with a non-zero exit code (4), so"
+echo "'remaphore -r status && deploy' would not deploy"
+[ "$rc" = 4 ] || { echo "demo: expected exit code 4 from -r, got $rc" >&2; exit 1; }
 wait "${pids[@]:1}" 2>/dev/null || true
 pids=("${pids[0]}")
 
-say "Done. Exit codes: 0 received, 1 timeout, 2 usage/config, 3 NATS, 4 script failed."
+say "Done. Exit codes: 0 received/all answered 0, 1 timeout/responder missing, 2 usage/config, 3 NATS, 4 script failed/a responder answered non-zero."

@@ -10,8 +10,8 @@ import (
 	"github.com/remaphore/remaphore/internal/edverify"
 )
 
-// warmAfter is how many signatures a Verifier checks with crypto/ed25519
-// before it prepares its key's tables. Preparing costs about eight
+// warmAfter is how many valid signatures a Verifier checks with
+// crypto/ed25519 before it prepares its key's tables. Preparing costs about eight
 // verifications and each later one is three to four times cheaper, so a key
 // that signs a handful of messages never pays for tables it does not
 // need, and one that signs many pays them back within a few dozen.
@@ -45,6 +45,12 @@ func (v *Verifier) Verify(data, sig []byte) bool {
 	if k := v.fast.Load(); k != nil {
 		return k.Verify(data, sig)
 	}
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(v.pub[:], data, sig) {
+		// Only valid signatures count toward warmAfter: anyone who may
+		// publish can send forgeries in a peer's name, and they must not
+		// make a process build (and keep) tables for that peer.
+		return false
+	}
 	if v.uses.Add(1) > warmAfter {
 		v.once.Do(func() {
 			if tablesBuilt.Add(1) > maxTables {
@@ -55,11 +61,8 @@ func (v *Verifier) Verify(data, sig []byte) bool {
 			// The tables go with the Verifier; so does their count.
 			runtime.AddCleanup(v, func(struct{}) { tablesBuilt.Add(-1) }, struct{}{})
 		})
-		if k := v.fast.Load(); k != nil {
-			return k.Verify(data, sig)
-		}
 	}
-	return len(sig) == ed25519.SignatureSize && ed25519.Verify(v.pub[:], data, sig)
+	return true
 }
 
 // VerifyWith checks the signature with v, which must be the Verifier of

@@ -133,3 +133,30 @@ func TestVerifier_TablesReleased(t *testing.T) {
 	}
 	t.Fatalf("%d tables counted after the verifier was collected, %d before", tablesBuilt.Load(), before)
 }
+
+// Forgeries in a key's name do not count toward its warm-up: a publisher
+// who may only forge cannot make a process build tables for a peer.
+// The same Verifier warms up on valid signatures.
+func TestVerifier_ForgeriesDoNotWarmUp(t *testing.T) {
+	key, _ := GenerateKey(rand.Reader)
+	forger, _ := GenerateKey(rand.Reader)
+	v := NewVerifier(key.Public())
+	for i := range 100 * warmAfter {
+		data := []byte{byte(i), byte(i >> 8)}
+		if v.Verify(data, forger.Sign(data)) {
+			t.Fatalf("forgery %d accepted", i)
+		}
+	}
+	if v.fast.Load() != nil || v.uses.Load() != 0 {
+		t.Fatalf("after %d forgeries: tables built %v, uses %d; want none", 100*warmAfter, v.fast.Load() != nil, v.uses.Load())
+	}
+	for i := range warmAfter + 1 {
+		data := []byte{byte(i)}
+		if !v.Verify(data, key.Sign(data)) {
+			t.Fatalf("valid signature %d refused", i)
+		}
+	}
+	if v.fast.Load() == nil {
+		t.Fatal("no tables after warmAfter+1 valid signatures")
+	}
+}

@@ -87,7 +87,8 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 		log.Warn("cannot connect, retrying", "servers", shown, "attempt", attempt, "err", err)
 		if !sleep(ctx, jitter(backoff)) {
-			return nil, fmt.Errorf("%w: %s: %v (gave up at the timeout)", ErrConnect, shown, err)
+			// The cause says why, once: the caller's timeout or a signal.
+			return nil, fmt.Errorf("%w: %s: %v (gave up: %v)", ErrConnect, shown, err, context.Cause(ctx))
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
@@ -121,7 +122,7 @@ func dial(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, erro
 				r.nc.Close()
 			}
 		}()
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx) // why it was cut short: a timeout, a signal
 	}
 }
 

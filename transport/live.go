@@ -94,7 +94,7 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		}
 		c.log.Warn("cannot start receiving yet, retrying", "attempt", attempt, "err", err)
 		if !sleep(ctx, jitter(backoff)) {
-			return nil, fmt.Errorf("%w (still failing when the timeout ran out)", err)
+			return nil, fmt.Errorf("%w (gave up: %v)", err, context.Cause(ctx))
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
