@@ -295,7 +295,8 @@ func TestHostile_WeakStreamSetUpInAdvance(t *testing.T) {
 func TestStreamSettingsDiffer_WarnsOnce(t *testing.T) {
 	b := newBed(t)
 	self := newNode(t, "com.test.self")
-	cfg := b.config(t, self, "ping", peerOf(self, "ping"))
+	other := newNode(t, "com.test.other")
+	cfg := b.config(t, self, "ping", peerOf(self, "ping"), peerOf(other, "ping"))
 	if s := run(t, "creates the stream", "-c", cfg, "-s"); !expectCode(t, s, s.code, exitOK) {
 		return
 	}
@@ -307,7 +308,9 @@ func TestStreamSettingsDiffer_WarnsOnce(t *testing.T) {
 	if err := os.WriteFile(week, []byte(strings.Replace(string(data), "destination:", "retention: 168h\ndestination:", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	q := run(t, "requester", "-c", week, "-r", "-D", self.dest, "-t", "2s")
+	// A requester (it waits for other's answer, which never comes): any
+	// command that opens the stream warns.
+	q := run(t, "requester", "-c", week, "-r", "-D", other.dest, "-t", "2s")
 	lines := 0
 	for _, l := range strings.Split(q.stderr.String(), "\n") {
 		if strings.Contains(l, "max_age differs") {

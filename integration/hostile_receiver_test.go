@@ -93,7 +93,7 @@ func TestHostileSinceBacklog(t *testing.T) {
 	subject := transport.MsgSubject(root, channel)
 	ctx := ctxFor(t, 60*time.Second)
 	if _, err := cl.js.CreateStream(ctx, jetstream.StreamConfig{Name: transport.StreamName(root), Subjects: []string{root + ".>"},
-		Duplicates: transport.DuplicateWindow(cfg.AllowSkew), Storage: jetstream.FileStorage}); err != nil {
+		Duplicates: transport.DuplicateWindow(cfg.AllowSkew), MaxMsgSize: rclient.StreamSpec(cfg).MaxMsgSize, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatalf("create the stream: %v", err)
 	}
 	env := message(t, sender.key, channel, func(m *sign.Message) { m.Payload = []byte("backlog") })
