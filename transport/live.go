@@ -145,6 +145,9 @@ func (s *Subscription) consume(ctx context.Context) error {
 	defer cancel()
 	cons, err := s.conn.js.CreateConsumer(cctx, s.stream, cfg)
 	if err != nil {
+		if perr := s.conn.refusedMatch("the consumer API for "+cfg.FilterSubject, apiConsumerCreate+s.stream+".", "."+cfg.FilterSubject); perr != nil {
+			return perr
+		}
 		return fmt.Errorf("%w: create consumer on stream %s: %w", ErrJetStream, s.stream, err)
 	}
 	s.mu.Lock()

@@ -1,0 +1,47 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// apiStreamCreate and apiConsumerCreate are the JetStream API subject
+// prefixes that create a stream (its name follows) and a consumer (stream,
+// consumer name and filter follow).
+const (
+	apiStreamCreate   = "$JS.API.STREAM.CREATE."
+	apiConsumerCreate = "$JS.API.CONSUMER.CREATE."
+)
+
+// refused returns the server's refusal of a publish on subject by this
+// user's permissions, or nil. The server answers a forbidden publish with
+// an asynchronous -ERR and drops the message, so the publish itself only
+// times out; retrying it until the deadline would hide the cause behind a
+// timeout. A refusal does not pass by itself: it needs the operator.
+func (c *Conn) refused(subject string) error {
+	return c.refusedMatch(subject, subject, "")
+}
+
+// refusedMatch is refused for the subjects that start with prefix and end
+// with suffix (a consumer's create subject holds a generated name); what
+// names the subject in the error.
+func (c *Conn) refusedMatch(what, prefix, suffix string) error {
+	err := c.nc.LastError()
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	const lead = `Permissions Violation for Publish to "`
+	msg := err.Error()
+	i := strings.Index(msg, lead)
+	if i < 0 {
+		return nil
+	}
+	subject, _, _ := strings.Cut(msg[i+len(lead):], `"`)
+	if !strings.HasPrefix(subject, prefix) || !strings.HasSuffix(subject, suffix) {
+		return nil
+	}
+	return fmt.Errorf("%w: the server refused it: this NATS user may not publish on %s (%v); use the credentials of a role that may, or allow the subject to this user (README.md, \"NATS security\")", ErrJetStream, what, err)
+}
