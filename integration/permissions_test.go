@@ -398,6 +398,35 @@ func TestPermissionsLayout(t *testing.T) {
 		}
 	})
 
+	// A receiver may create consumers (filtered to messages) with any
+	// settings, push consumers too. One that delivers into the JetStream
+	// API does nothing there: the server ignores API requests that do not
+	// come from a client, so it is no way around the permissions.
+	t.Run("push-consumer-into-the-api", func(t *testing.T) {
+		admin, recv := b.dial(t, b.auditor), b.dial(t, b.recvA)
+		before := lastSeqOf(t, admin.js)
+		for i, api := range []string{"$JS.API.STREAM.DELETE.REMAPHORE", "$JS.API.STREAM.PURGE.REMAPHORE"} {
+			name := fmt.Sprintf("push-%d", i)
+			_, err := recv.js.CreateConsumer(ctxFor(t, 5*time.Second), "REMAPHORE", jetstream.ConsumerConfig{
+				Name: name, FilterSubject: transport.MsgSubject(root, channel), DeliverSubject: api,
+			})
+			if err != nil {
+				t.Logf("push consumer delivering to %s refused: %v", api, err)
+				continue
+			}
+			t.Cleanup(func() { _ = recv.js.DeleteConsumer(ctxFor(t, 5*time.Second), "REMAPHORE", name) })
+		}
+		// Deliveries would happen at once; give them time on a slow machine.
+		time.Sleep(2 * time.Second)
+		st, err := admin.js.Stream(ctxFor(t, 10*time.Second), transport.StreamName(root))
+		if err != nil {
+			t.Fatalf("the stream is gone: %v", err)
+		}
+		if s := st.CachedInfo().State; s.LastSeq != before || s.Msgs != before {
+			t.Errorf("the stream changed: %d messages up to seq %d, want %d up to %d", s.Msgs, s.LastSeq, before, before)
+		}
+	})
+
 	// The account's JetStream limits apply to every user of it: a
 	// receiver's credentials creating consumers in a loop stop at the
 	// account's cap instead of exhausting the server.
