@@ -247,15 +247,20 @@ func TestPermissionsLayout(t *testing.T) {
 	auditCfg, _ := b.auditConf(t, peerOf(sender, "*"), peerOf(recvA, "*"), peerOf(recvB, "*"), peerOf(hub, "*"))
 	script := writeScript(t, b.dir, "echo.sh", `echo "$REMAPHORE_DESTMATCH got $2"`+"\n")
 
-	// Only the auditor may create the stream: a receiver started first
-	// cannot, and says why.
-	early := run(t, "receiver-before-the-stream", "-c", cfgA, "-u", "early", "-t", "3s", "-log", "info", script)
-	if expectCode(t, early, early.code, exitNATS) {
-		expectStderr(t, early, `Permissions Violation for Publish to \"$JS.API.STREAM.CREATE.REMAPHORE\"`)
+	// Only the auditor may create the stream. A sender before it fails at
+	// once and says so; a receiver started first logs the refusal and
+	// keeps trying, and listens once the auditor has created the stream.
+	early := start(t, "receiver-before-the-stream", "-c", cfgB, "-u", "hello", "-t", "40s", "-log", "info", script)
+	early.waitFor(t, `Permissions Violation for Publish to \"$JS.API.STREAM.CREATE.REMAPHORE\"`, readyWithin)
+	s0 := run(t, "sender-before-the-stream", "-c", sendCfg, "-s", "-u", "too-early", "payload zero")
+	if expectCode(t, s0, s0.code, exitNATS) {
+		expectStderr(t, s0, "may not publish on $JS.API.STREAM.CREATE.REMAPHORE")
+		expectStderr(t, s0, "stream REMAPHORE does not exist yet, and only the auditor or an admin creates it")
 	}
 
 	aud := startBinary(t, auditBinary(t), "auditor", "run", "-c", auditCfg, "-log", "info")
 	aud.waitFor(t, "msg=ready", readyWithin)
+	early.waitReady(t)
 
 	t.Run("send", func(t *testing.T) {
 		r := start(t, "receiver-a", "-c", cfgA, "-u", "hello", "-t", "30s", "-log", "info", script)
@@ -267,7 +272,7 @@ func TestPermissionsLayout(t *testing.T) {
 		for _, p := range []struct {
 			p    *proc
 			dest string
-		}{{r, recvA.dest}, {h, hub.dest}} {
+		}{{r, recvA.dest}, {h, hub.dest}, {early, recvB.dest}} {
 			if expectCode(t, p.p, p.p.wait(t, 40*time.Second), exitOK) {
 				if got, want := p.p.stdout.String(), p.dest+" got payload one\n"; got != want {
 					t.Errorf("%s's script printed %q, want %q", p.p.name, got, want)
