@@ -28,6 +28,10 @@ const authTemplate = "compose/auth.conf.tmpl"
 // tests: room for the auditor, two receivers and a requester at once.
 const permsMaxConsumers = 8
 
+// permsAuditConsumer is the auditor's durable consumer (-name), which the
+// layout denies to every host by name.
+const permsAuditConsumer = "audit-perms"
+
 // permsExtra is what every config of these tests adds: the stream's own
 // consumer limit may not exceed the account's (the server refuses to
 // create it otherwise).
@@ -73,6 +77,7 @@ func authConf(t *testing.T, roles ...role) string {
 	return strings.NewReplacer(
 		"@USERS@\n", users.String(),
 		"@MAX_CONSUMERS@", fmt.Sprint(permsMaxConsumers),
+		"@AUDIT_CONSUMER@", permsAuditConsumer,
 		"@MAX_FILE@", "1GB",
 		"@MAX_CONNECTIONS@", "100",
 	).Replace(string(tmpl))
@@ -258,7 +263,7 @@ func TestPermissionsLayout(t *testing.T) {
 		expectStderr(t, s0, "stream REMAPHORE does not exist yet, and only the auditor or an admin creates it")
 	}
 
-	aud := startBinary(t, auditBinary(t), "auditor", "run", "-c", auditCfg, "-log", "info")
+	aud := startBinary(t, auditBinary(t), "auditor", "run", "-c", auditCfg, "-name", permsAuditConsumer, "-log", "info")
 	aud.waitFor(t, "msg=ready", readyWithin)
 	early.waitReady(t)
 
@@ -429,6 +434,73 @@ func TestPermissionsLayout(t *testing.T) {
 		}
 		if s := st.CachedInfo().State; s.LastSeq != before || s.Msgs != before {
 			t.Errorf("the stream changed: %d messages up to seq %d, want %d up to %d", s.Msgs, s.LastSeq, before, before)
+		}
+	})
+
+	// Consumer names are not predictable, so hosts may pull from and
+	// delete any consumer of the stream, except the auditor's, named with
+	// -name and denied to them by name: a host's credentials pulling from
+	// it would take messages the auditor must record. A receiver's
+	// credentials trying to steal from it, delete it or take its name
+	// while a sender sends are refused, and the audit trail holds
+	// everything sent.
+	t.Run("steal-from-the-auditor", func(t *testing.T) {
+		thief, snd := b.dial(t, b.recvA), b.dial(t, b.sender)
+		next := "$JS.API.CONSUMER.MSG.NEXT.REMAPHORE." + permsAuditConsumer
+		del := "$JS.API.CONSUMER.DELETE.REMAPHORE." + permsAuditConsumer
+		create := "$JS.API.CONSUMER.CREATE.REMAPHORE." + permsAuditConsumer + "." + transport.MsgSubject(root, channel)
+		thief.refused(t, "a receiver pulls from the auditor's consumer", next, func() { thief.request(t, next, `{"batch":10}`) })
+		snd.refused(t, "a sender pulls from the auditor's consumer", next, func() { snd.request(t, next, `{"batch":10}`) })
+		thief.refused(t, "a receiver deletes the auditor's consumer", del, func() { thief.request(t, del, "") })
+		thief.refused(t, "a receiver creates a consumer with the auditor's name", create, func() {
+			_, _ = thief.js.CreateConsumer(ctxFor(t, 3*time.Second), "REMAPHORE", jetstream.ConsumerConfig{
+				Name: permsAuditConsumer, FilterSubject: transport.MsgSubject(root, channel)})
+		})
+
+		stop := make(chan struct{})
+		stolen := make(chan int, 1)
+		go func() {
+			n := 0
+			defer func() { stolen <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				msg, err := thief.nc.Request(next, []byte(`{"batch":1,"expires":200000000}`), 250*time.Millisecond)
+				if err == nil && msg.Header.Get("Status") == "" && len(msg.Data) > 0 {
+					n++
+				}
+			}
+		}()
+		const sends = 10
+		want := map[string]int{}
+		for i := 1; i <= sends; i++ {
+			uuid := fmt.Sprintf("robbed-%d", i)
+			want[uuid] = 1
+			s := run(t, "sender-robbed", "-c", sendCfg, "-s", "-u", uuid, "-D", "com.test.nowhere", "x")
+			expectCode(t, s, s.code, exitOK)
+		}
+		close(stop)
+		if n := <-stolen; n != 0 {
+			t.Errorf("a receiver's credentials pulled %d messages from the auditor's consumer", n)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := map[string]int{}
+			for _, r := range auditQuery(t, auditCfg) {
+				if r.Verdict == "accepted" && want[r.UUID] > 0 {
+					got[r.UUID]++
+				}
+			}
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the auditor holds %v accepted records by uuid, want %v\n%s", got, want, aud.describe())
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 

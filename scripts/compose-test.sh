@@ -213,6 +213,7 @@ generate() {
 	done
 	awk -v users="${users%$'\n'}" -v maxc="$max_consumers" '
 		{ gsub(/@MAX_CONSUMERS@/, maxc); gsub(/@MAX_FILE@/, "10GB"); gsub(/@MAX_CONNECTIONS@/, "100") }
+		{ gsub(/@AUDIT_CONSUMER@/, "remaphore-audit") } # its -name (audit.Dockerfile)
 		$0 == "@USERS@" { $0 = users }
 		{ print }' "$cdir/auth.conf.tmpl" >"$gen/auth.conf"
 	local i j routes
