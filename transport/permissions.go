@@ -22,13 +22,12 @@ const (
 // times out; retrying it until the deadline would hide the cause behind a
 // timeout. A refusal does not pass by itself: it needs the operator.
 func (c *Conn) refused(subject string) error {
-	return c.refusedMatch(subject, subject, "")
+	return c.refusedMatch(subject, func(s string) bool { return s == subject })
 }
 
-// refusedMatch is refused for the subjects that start with prefix and end
-// with suffix (a consumer's create subject holds a generated name); what
-// names the subject in the error.
-func (c *Conn) refusedMatch(what, prefix, suffix string) error {
+// refusedMatch is refused for the subjects match accepts (a consumer's
+// create subject holds a generated name); what names them in the error.
+func (c *Conn) refusedMatch(what string, match func(subject string) bool) error {
 	err := c.nc.LastError()
 	if !errors.Is(err, nats.ErrPermissionViolation) {
 		return nil
@@ -40,7 +39,7 @@ func (c *Conn) refusedMatch(what, prefix, suffix string) error {
 		return nil
 	}
 	subject, _, _ := strings.Cut(msg[i+len(lead):], `"`)
-	if !strings.HasPrefix(subject, prefix) || !strings.HasSuffix(subject, suffix) {
+	if !match(subject) {
 		return nil
 	}
 	return fmt.Errorf("%w: the server refused it: this NATS user may not publish on %s (%v); use the credentials of a role that may, or allow the subject to this user (README.md, \"NATS security\")", ErrJetStream, what, err)
