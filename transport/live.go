@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -162,13 +161,7 @@ func (s *Subscription) consume(ctx context.Context) error {
 	defer cancel()
 	cons, err := s.conn.js.CreateConsumer(cctx, s.stream, cfg)
 	if err != nil {
-		// The create subject holds the generated consumer name between
-		// the stream and the filter.
-		prefix, suffix := apiConsumerCreate+s.stream+".", "."+cfg.FilterSubject
-		if perr := s.conn.refusedMatch("the consumer API for "+cfg.FilterSubject, func(subj string) bool {
-			return len(subj) > len(prefix)+len(suffix) && strings.HasPrefix(subj, prefix) && strings.HasSuffix(subj, suffix) &&
-				!strings.Contains(subj[len(prefix):len(subj)-len(suffix)], ".")
-		}); perr != nil {
+		if perr := s.conn.refusedMatch("the consumer API for "+cfg.FilterSubject, consumerCreateSubject(s.stream, cfg.FilterSubject)); perr != nil {
 			return perr
 		}
 		return fmt.Errorf("%w: create consumer on stream %s: %w", ErrJetStream, s.stream, err)

@@ -29,18 +29,35 @@ func (c *Conn) refused(subject string) error {
 // create subject holds a generated name); what names them in the error.
 func (c *Conn) refusedMatch(what string, match func(subject string) bool) error {
 	err := c.nc.LastError()
-	if !errors.Is(err, nats.ErrPermissionViolation) {
+	if !publishRefused(err, match) {
 		return nil
+	}
+	return fmt.Errorf("%w: the server refused it: this NATS user may not publish on %s (%v); use the credentials of a role that may, or allow the subject to this user (README.md, \"NATS security\")", ErrJetStream, what, err)
+}
+
+// publishRefused reports whether err is the server's permissions violation
+// for a publish on a subject match accepts.
+func publishRefused(err error, match func(subject string) bool) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return false
 	}
 	const lead = `Permissions Violation for Publish to "`
 	msg := err.Error()
 	i := strings.Index(msg, lead)
 	if i < 0 {
-		return nil
+		return false
 	}
-	subject, _, _ := strings.Cut(msg[i+len(lead):], `"`)
-	if !match(subject) {
-		return nil
+	subject, _, found := strings.Cut(msg[i+len(lead):], `"`)
+	return found && match(subject)
+}
+
+// consumerCreateSubject returns a matcher of the subjects that create a
+// consumer on stream with filter: the generated name, one token, sits
+// between them.
+func consumerCreateSubject(stream, filter string) func(string) bool {
+	prefix, suffix := apiConsumerCreate+stream+".", "."+filter
+	return func(s string) bool {
+		return len(s) > len(prefix)+len(suffix) && strings.HasPrefix(s, prefix) && strings.HasSuffix(s, suffix) &&
+			!strings.Contains(s[len(prefix):len(s)-len(suffix)], ".")
 	}
-	return fmt.Errorf("%w: the server refused it: this NATS user may not publish on %s (%v); use the credentials of a role that may, or allow the subject to this user (README.md, \"NATS security\")", ErrJetStream, what, err)
 }
