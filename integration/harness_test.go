@@ -77,9 +77,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is one running (or finished) remaphore process.
+// proc is one running (or finished) remaphore or remaphore-audit process.
 type proc struct {
 	name    string
+	bin     string
 	args    []string
 	cmd     *exec.Cmd
 	stdout  proctest.Buffer
@@ -96,9 +97,16 @@ type proc struct {
 // test if still running, and its streams are logged when the test failed.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, binary, name, args...)
+}
+
+// startBinary is start for another of the project's binaries (bin is its
+// path: remaphore-audit).
+func startBinary(t *testing.T, bin, name string, args ...string) *proc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), procBound)
-	p := &proc{name: name, args: args, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, binary, args...)
+	p := &proc{name: name, bin: bin, args: args, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, bin, args...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	// At the end of the test (or procBound) ask politely first, so that
@@ -109,7 +117,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("%s: cannot start remaphore %s: %v", name, strings.Join(args, " "), err)
+		t.Fatalf("%s: cannot start %s %s: %v", name, filepath.Base(bin), strings.Join(args, " "), err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -191,8 +199,8 @@ func (p *proc) describe() string {
 	if p.exited() {
 		state = fmt.Sprintf("exit code %d after %v (wait: %v)", p.code, p.elapsed.Round(time.Millisecond), p.waitErr)
 	}
-	return fmt.Sprintf("=== %s: remaphore %s\n    %s\n--- stdout ---\n%s--- stderr ---\n%s--- end %s ---",
-		p.name, quoteArgs(p.args), state, p.stdout.String(), p.stderr.String(), p.name)
+	return fmt.Sprintf("=== %s: %s %s\n    %s\n--- stdout ---\n%s--- stderr ---\n%s--- end %s ---",
+		p.name, filepath.Base(p.bin), quoteArgs(p.args), state, p.stdout.String(), p.stderr.String(), p.name)
 }
 
 func quoteArgs(args []string) string {
@@ -277,6 +285,7 @@ type conf struct {
 	dest       string
 	allowSkew  string // "" = default
 	replicas   int    // 0 = default
+	extra      string // more "key: value" lines
 	identities []identity
 	peers      []peer
 }
@@ -294,6 +303,7 @@ func (c conf) text() string {
 	if c.replicas != 0 {
 		fmt.Fprintf(&b, "replicas: %d\n", c.replicas)
 	}
+	b.WriteString(c.extra)
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.identities {
 		fmt.Fprintf(&b, "%s %s [%s]\n", id.key.Public(), id.key.Base58(), id.verbs)

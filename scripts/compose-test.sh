@@ -180,30 +180,56 @@ declare -A servers=(
 downloaders=(dl-east dl-west dl-paris)
 declare -A pub
 
+# Each node's NATS role in the least-privilege layout
+# (integration/compose/auth.conf.tmpl): the downloaders only wait and
+# answer, so they may not publish a message. The intruder holds the
+# credentials of a host that both sends and waits: the most a compromised
+# host holds.
+declare -A role=(
+	[auditor]=AUDITOR
+	[uploader]=SENDER
+	[dl-east]=RECEIVER
+	[dl-west]=RECEIVER
+	[dl-paris]=RECEIVER
+	[intruder]=SENDER_RECEIVER
+)
+# The account's consumer cap; the stream's own (max_consumers in every
+# config) may not exceed it, or the server refuses to create the stream.
+max_consumers=1000
+
 generate() {
 	rm -rf "$gen"
 	mkdir -p "$out"
 	chmod 700 "$gen"
 	log "writing configs with fresh keys into $gen (remaphore -C, go tool nk)"
-	# The NATS user: its seed is every container's credentials file; the
-	# servers know only its public key.
-	local nk
-	nk=$(go tool nk -gen user -pubout) || die "go tool nk failed"
-	sed -n 1p <<<"$nk" >"$gen/nats.nk"
-	chmod 600 "$gen/nats.nk"
-	local nkey_pub i j routes
-	nkey_pub=$(sed -n 2p <<<"$nk")
+	# One NATS user per node: its seed is that container's credentials
+	# file; the servers know only the public keys, each with its role.
+	local n nk users=""
+	for n in auditor uploader "${downloaders[@]}" intruder; do
+		nk=$(go tool nk -gen user -pubout) || die "go tool nk failed"
+		sed -n 1p <<<"$nk" >"$gen/$n.nk"
+		chmod 600 "$gen/$n.nk"
+		users+="      # $n"$'\n'"      { nkey: $(sed -n 2p <<<"$nk"), permissions: \$${role[$n]} }"$'\n'
+	done
+	awk -v users="${users%$'\n'}" -v maxc="$max_consumers" '
+		{ gsub(/@MAX_CONSUMERS@/, maxc); gsub(/@MAX_FILE@/, "10GB"); gsub(/@MAX_CONNECTIONS@/, "100") }
+		{ gsub(/@AUDIT_CONSUMER@/, "remaphore-audit") } # its -name (audit.Dockerfile)
+		$0 == "@USERS@" { $0 = users }
+		{ print }' "$cdir/auth.conf.tmpl" >"$gen/auth.conf"
+	local i j routes
 	for i in 1 2 3; do
 		routes=""
 		for j in 1 2 3; do
 			[ "$i" = "$j" ] || routes+="    nats://nats$j:6222"$'\n'
 		done
-		awk -v name="nats$i" -v routes="${routes%$'\n'}" -v nkey="$nkey_pub" \
-			'{ gsub(/@NAME@/, name); gsub(/@NKEY@/, nkey); if ($0 == "@ROUTES@") $0 = routes; print }' \
-			"$cdir/nats.conf.tmpl" >"$gen/nats$i.conf"
+		{
+			awk -v name="nats$i" -v routes="${routes%$'\n'}" \
+				'{ gsub(/@NAME@/, name); if ($0 == "@ROUTES@") $0 = routes; print }' "$cdir/nats.conf.tmpl"
+			cat "$gen/auth.conf"
+		} >"$gen/nats$i.conf"
 	done
 
-	local n s srv
+	local s srv
 	for n in auditor uploader "${downloaders[@]}" intruder; do
 		srv=""
 		for s in ${servers[$n]}; do srv+="server: nats://$s:4222\\n"; done
@@ -211,7 +237,7 @@ generate() {
 			-e "s#^server: .*#${srv%\\n}#" \
 			-e "s#^credentials: .*#credentials: /etc/remaphore/nats.nk#" \
 			-e "s#^destination: .*#destination: ${dest[$n]}#" \
-			-e "s#^allow_skew: .*#allow_skew: 30s\\nreplicas: 3#" \
+			-e "s#^allow_skew: .*#allow_skew: 30s\\nreplicas: 3\\nmax_consumers: $max_consumers#" \
 			-e '/^# Nodes that may send to this one/,$d' >"$gen/$n.conf"
 		pub[$n]=$(sed -n 's/^default_identity: //p' "$gen/$n.conf")
 		[ -n "${pub[$n]}" ] || die "remaphore -C wrote no default_identity"
@@ -527,9 +553,12 @@ s_auditor_restart() {
 	log "  audit: $(tail -n1 "$out/audit-verify.out")"
 }
 
-# 6. A sender with the NATS credentials but a key no one trusts: every
-# downloader refuses it (exit 1 at -t, reason=unknown-sender) and the
-# auditor records it as refused.
+# 6. The intruder: a compromised host whose NATS user may send, with a key
+# no one trusts. Every downloader refuses its message (exit 1 at -t,
+# reason=unknown-sender) and the auditor records it as refused. A waiting
+# host's credentials cannot store a message at all: the server refuses the
+# publish. A junk flood from the intruder's credentials, with the
+# uploader's messages between, leaves every peer message recorded.
 s_intruder() {
 	local d rc
 	for d in "${downloaders[@]}"; do
@@ -551,6 +580,57 @@ s_intruder() {
 	[ "$c" = 1 ] || { why="the audit holds $c refused (unknown-sender) records of the intruder's message, want 1"; return 1; }
 	audit query -json -uuid intruder >"$out/intruder-accepted.json" 2>>"$out/intruder-query.err"
 	[ ! -s "$out/intruder-accepted.json" ] || { why="the audit holds the intruder's message as accepted"; return 1; }
+
+	# A downloader's NATS user may not publish a message: remaphore -s
+	# with its credentials (and its valid key) fails at once, exit 3, and
+	# the stream stores nothing.
+	local before after
+	before=$(stream_last) || { why="cannot read the stream's last sequence"; return 1; }
+	rc=0
+	dx dl-east remaphore -s -t 10s -u forged-by-dl-east "rm -rf /" >"$out/waiter-send.out" 2>"$out/waiter-send.err" || rc=$?
+	[ "$rc" = 3 ] || { why="remaphore -s with dl-east's NATS credentials exited $rc, want 3 (refused by the server): $(tail -n1 "$out/waiter-send.err")"; return 1; }
+	grep -q 'may not publish on remaphore.msg.all' "$out/waiter-send.err" ||
+		{ why="dl-east's refused send does not say why: $(tail -n1 "$out/waiter-send.err")"; return 1; }
+	after=$(stream_last)
+	[ "$after" = "$before" ] || { why="the stream went from seq $before to $after after dl-east's refused send"; return 1; }
+	log "  dl-east's credentials: $(grep -m1 -o 'this NATS user may not publish on [^ ]*' "$out/waiter-send.err")"
+
+	# The flood: junk messages of about 60 KB from the intruder while the
+	# uploader sends its own.
+	local junk=150 peers=20
+	rm -f "$out/flood-junk.rc"
+	(
+		docker exec "${cid[intruder]}" sh -c '
+			junk=$(yes junk | head -c 60000 | tr -d "\n")
+			for i in $(seq '"$junk"'); do
+				remaphore -s -u "flood-junk-$i" -D com.remaphore.nowhere "$junk" || exit 1
+			done' >"$out/flood-junk.out" 2>"$out/flood-junk.err"
+		echo $? >"$out/flood-junk.rc"
+	) &
+	pids+=($!)
+	sleep 1
+	dx uploader sh -c '
+		for i in $(seq '"$peers"'); do
+			remaphore -s -u "flood-peer-$i" -D com.remaphore.nowhere "peer message $i" || exit 1
+			sleep 0.2
+		done' >"$out/flood-peer.out" 2>"$out/flood-peer.err" ||
+		{ why="the uploader's sends during the flood failed: $(tail -n1 "$out/flood-peer.err")"; return 1; }
+	rc=$(wait_rc flood-junk 120)
+	[ "$rc" = 0 ] || { why="the intruder's flood $(status "$rc"): $(tail -n1 "$out/flood-junk.err")"; return 1; }
+	audit_caught_up 60 || return 1
+	audit query -json >"$out/flood-accepted.json" 2>"$out/flood-query.err" || { why="query failed: $(head -n1 "$out/flood-query.err")"; return 1; }
+	audit query -json -rejected >"$out/flood-rejected.json" 2>>"$out/flood-query.err" || { why="query -rejected failed: $(head -n1 "$out/flood-query.err")"; return 1; }
+	local i
+	for i in $(seq "$peers"); do
+		c=$(count "$out/flood-accepted.json" '"verdict":"accepted"' "\"uuid\":\"flood-peer-$i\"")
+		[ "$c" = 1 ] || { why="flood-peer-$i is recorded $c times as accepted, want 1"; return 1; }
+	done
+	c=$(grep -c '"uuid":"flood-junk-' "$out/flood-rejected.json")
+	[ "$c" = "$junk" ] || { why="the audit holds $c refused junk messages, want $junk"; return 1; }
+	[ ! -s "$out/flood-accepted.json" ] || ! grep -q '"uuid":"flood-junk-' "$out/flood-accepted.json" ||
+		{ why="the audit holds junk as accepted"; return 1; }
+	audit verify >"$out/flood-verify.out" 2>&1 || { why="verify after the flood: $(tail -n1 "$out/flood-verify.out")"; return 1; }
+	log "  flood: $junk junk messages of 60 KB, $peers peer messages all recorded; $(tail -n1 "$out/flood-verify.out")"
 }
 
 # ---- main --------------------------------------------------------------------
@@ -575,34 +655,35 @@ done
 # deletable: $gen is this user's directory.
 if [ "$(id -u)" != 0 ]; then
 	docker run --rm --network none -v "$gen:/gen" "remaphore-compose/remaphore:$project" \
-		sh -c 'chown 0:0 /gen/*.conf /gen/nats.nk' >>"$gen/build.log" 2>&1 ||
+		sh -c 'chown 0:0 /gen/*.conf /gen/*.nk' >>"$gen/build.log" 2>&1 ||
 		die "could not give the generated configs to root; see $gen/build.log"
 fi
-log "starting the NATS cluster and the nodes with ${compose_cmd[*]}, project $project"
-compose up -d --no-build nats1 nats2 nats3 uploader "${downloaders[@]}" intruder >"$gen/up.log" 2>&1 ||
+log "starting the NATS cluster, the auditor and the nodes with ${compose_cmd[*]}, project $project"
+compose up -d --no-build nats1 nats2 nats3 auditor uploader "${downloaders[@]}" intruder >"$gen/up.log" 2>&1 ||
 	die "compose up failed; see $gen/up.log"
-container_ids nats1 nats2 nats3 uploader "${downloaders[@]}" intruder
+container_ids nats1 nats2 nats3 auditor uploader "${downloaders[@]}" intruder
 
-# The cluster is ready when the uploader can store a message: that also
-# creates the stream (replicas: 3), which needs all three servers.
-log "waiting for the JetStream cluster"
+# In the least-privilege layout only the auditor's NATS user may create the
+# stream (replicas: 3, which needs all three servers): the cluster is ready
+# when the auditor is. Until then it exits with a NATS error and Docker
+# starts it again (restart: unless-stopped).
+log "waiting for the JetStream cluster and the auditor (which creates the stream)"
+auditor_ready() { [[ $(docker logs "${cid[auditor]}" 2>&1) == *msg=ready* ]]; }
+for i in $(seq 180); do
+	auditor_ready && break
+	sleep 0.5
+done
+auditor_ready || { failed_any=1; die "the auditor did not get ready within 90s: $(docker logs --tail 3 "${cid[auditor]}" 2>&1)"; }
+# A sender's first message: the stream takes it.
 ready=0
-for i in $(seq 60); do
+for i in $(seq 30); do
 	if dx uploader remaphore -s -t 5s -u harness-start -D com.remaphore.nowhere "harness start" >"$out/start.out" 2>"$out/start.err"; then
 		ready=1
 		break
 	fi
 	sleep 1
 done
-[ "$ready" = 1 ] || { failed_any=1; die "the cluster did not store a message within a minute: $(tail -n1 "$out/start.err")"; }
-compose up -d --no-build auditor >>"$gen/up.log" 2>&1 || die "compose up auditor failed; see $gen/up.log"
-container_ids auditor
-auditor_ready() { [[ $(docker logs "${cid[auditor]}" 2>&1) == *msg=ready* ]]; }
-for i in $(seq 100); do
-	auditor_ready && break
-	sleep 0.2
-done
-auditor_ready || { failed_any=1; die "the auditor did not get ready: $(docker logs --tail 3 "${cid[auditor]}" 2>&1)"; }
+[ "$ready" = 1 ] || { failed_any=1; die "the uploader could not store a message within 30s: $(tail -n1 "$out/start.err")"; }
 log "stack ready"
 
 for s in "${scenarios[@]}"; do

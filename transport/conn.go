@@ -459,6 +459,9 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 			return ack.Sequence, nil
 		}
 		lastErr = err
+		if perr := c.refused(subject); perr != nil {
+			return 0, perr
+		}
 		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrConnectionClosed) || ctx.Err() != nil {
 			break
 		}
@@ -474,6 +477,9 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 			if serr == nil {
 				ensured = true
 				continue
+			}
+			if perr := c.refused(apiStreamCreate + spec.name()); perr != nil {
+				return 0, fmt.Errorf("%w; stream %s does not exist yet, and only the auditor or an admin creates it", perr, spec.name())
 			}
 			lastErr = serr
 		}

@@ -105,11 +105,27 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	return s, nil
 }
 
+// startAttempt bounds one attempt to find or create the stream.
+const startAttempt = 5 * time.Second
+
 // start finds the stream, fixes the start sequence, and creates the first
 // consumer.
 func (s *Subscription) start(ctx context.Context) error {
-	st, err := s.conn.EnsureStream(ctx, s.opts.Stream)
+	// With Retry one attempt is bounded: a request the server never
+	// answers (one it refused for the user's permissions: the stream does
+	// not exist yet and only the auditor may create it) is tried again,
+	// not waited on until -t.
+	sctx := ctx
+	if s.opts.Retry {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, startAttempt)
+		defer cancel()
+	}
+	st, err := s.conn.EnsureStream(sctx, s.opts.Stream)
 	if err != nil {
+		if perr := s.conn.refused(apiStreamCreate + s.stream); perr != nil {
+			return fmt.Errorf("%w; stream %s does not exist yet, and only the auditor or an admin creates it", perr, s.stream)
+		}
 		return err
 	}
 	s.next = s.opts.StartSeq
@@ -145,6 +161,9 @@ func (s *Subscription) consume(ctx context.Context) error {
 	defer cancel()
 	cons, err := s.conn.js.CreateConsumer(cctx, s.stream, cfg)
 	if err != nil {
+		if perr := s.conn.refusedMatch("the consumer API for "+cfg.FilterSubject, consumerCreateSubject(s.stream, cfg.FilterSubject)); perr != nil {
+			return perr
+		}
 		return fmt.Errorf("%w: create consumer on stream %s: %w", ErrJetStream, s.stream, err)
 	}
 	s.mu.Lock()

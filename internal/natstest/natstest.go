@@ -162,3 +162,36 @@ func (c *Cluster) Stop(i int) {
 	c.Servers[i].Shutdown()
 	c.Servers[i].WaitForShutdown()
 }
+
+// StartConfig runs one JetStream server from a nats-server config text, so
+// that a test runs the exact authorization and accounts blocks a
+// deployment uses (integration/compose/auth.conf.tmpl). It adds what
+// belongs to the test: a free port on 127.0.0.1, JetStream stored in
+// t.TempDir(), no logging and no signal handlers; conf must not set them.
+func StartConfig(t testing.TB, conf string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nats.conf")
+	text := fmt.Sprintf("listen: 127.0.0.1:-1\njetstream { store_dir: %q }\n%s", filepath.Join(dir, "js"), conf)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("natstest: config: %v\n%s", err, text)
+	}
+	o.NoLog, o.NoSigs = true, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("natstest: new server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("natstest: server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return &Server{Server: s, URL: s.ClientURL(), Opts: o}
+}
