@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	// The binary under test is built from cli; importing it makes go
 	// test's cache notice when it changes.
 	_ "github.com/remaphore/remaphore/cli"
@@ -98,6 +100,25 @@ type proc struct {
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	return startBinary(t, binary, name, args...)
+}
+
+var (
+	auditBinOnce sync.Once
+	auditBin     string
+	auditBinErr  error
+)
+
+// auditBinary builds remaphore-audit once, beside the remaphore binary
+// (TestMain removes that directory).
+func auditBinary(t *testing.T) string {
+	t.Helper()
+	auditBinOnce.Do(func() {
+		auditBin, auditBinErr = proctest.Build(filepath.Dir(binary), "github.com/remaphore/remaphore/cmd/remaphore-audit", buildFlags...)
+	})
+	if auditBinErr != nil {
+		t.Fatalf("cannot build remaphore-audit: %v", auditBinErr)
+	}
+	return auditBin
 }
 
 // startBinary is start for another of the project's binaries (bin is its

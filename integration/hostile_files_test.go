@@ -6,19 +6,15 @@ package integration
 // the fix: the file was used, the password printed, the stream trusted.
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/remaphore/remaphore/internal/proctest"
 )
 
 // chmod sets a file's mode exactly (os.WriteFile's is cut by the umask).
@@ -37,35 +33,11 @@ func expectStderrExactly(t *testing.T, p *proc, want string) {
 	}
 }
 
-var (
-	auditOnce sync.Once
-	auditBin  string
-	auditErr  error
-)
-
-// auditBinary builds remaphore-audit once: it loads the same config and
-// must refuse the same files.
-func auditBinary(t *testing.T) string {
-	t.Helper()
-	auditOnce.Do(func() {
-		// Beside the remaphore binary: TestMain removes that directory.
-		auditBin, auditErr = proctest.Build(filepath.Dir(binary), "github.com/remaphore/remaphore/cmd/remaphore-audit", buildFlags...)
-	})
-	if auditErr != nil {
-		t.Fatalf("build remaphore-audit: %v", auditErr)
-	}
-	return auditBin
-}
-
+// runAudit runs remaphore-audit to its end: its exit code and stderr.
 func runAudit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), procBound)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, auditBinary(t), args...)
-	var stderr proctest.Buffer
-	cmd.Stderr = &stderr
-	_ = cmd.Run()
-	return cmd.ProcessState.ExitCode(), stderr.String()
+	p := startBinary(t, auditBinary(t), "remaphore-audit", args...)
+	return p.wait(t, procBound+5*time.Second), p.stderr.String()
 }
 
 // TestHostile_ConfigOthersCanChange: a receiver config anyone may write

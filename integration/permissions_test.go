@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remaphore/remaphore/internal/natstest"
-	"github.com/remaphore/remaphore/internal/proctest"
 	"github.com/remaphore/remaphore/transport"
 )
 
@@ -36,25 +34,6 @@ const permsAuditConsumer = "audit-perms"
 // consumer limit may not exceed the account's (the server refuses to
 // create it otherwise).
 var permsExtra = fmt.Sprintf("max_consumers: %d\n", permsMaxConsumers)
-
-var (
-	auditBinOnce sync.Once
-	auditBin     string
-	auditBinErr  error
-)
-
-// auditBinary builds remaphore-audit once, beside the remaphore binary
-// (TestMain removes that directory).
-func auditBinary(t *testing.T) string {
-	t.Helper()
-	auditBinOnce.Do(func() {
-		auditBin, auditBinErr = proctest.Build(filepath.Dir(binary), "github.com/remaphore/remaphore/cmd/remaphore-audit", buildFlags...)
-	})
-	if auditBinErr != nil {
-		t.Fatalf("cannot build remaphore-audit: %v", auditBinErr)
-	}
-	return auditBin
-}
 
 // role is one user line of the template: an nkey user and the permission
 // set ($RECEIVER, $SENDER, $SENDER_RECEIVER, $AUDITOR) it gets.
