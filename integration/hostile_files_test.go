@@ -218,7 +218,9 @@ func TestHostile_PasswordInServerURL(t *testing.T) {
 func TestHostile_WeakStreamSetUpInAdvance(t *testing.T) {
 	b := newBed(t)
 	self := newNode(t, "com.test.self")
-	cfg := b.config(t, self, "ping", peerOf(self, "ping"))
+	// other: a peer the requester waits for (never itself).
+	other := newNode(t, "com.test.other")
+	cfg := b.config(t, self, "ping", peerOf(self, "ping"), peerOf(other, "ping"))
 	cl := dial(t, b.c, b.c.URLs()[0])
 	if _, err := cl.js.CreateStream(ctxFor(t, 10*time.Second), jetstream.StreamConfig{
 		Name: "REMAPHORE", Subjects: []string{"remaphore.>"}, Duplicates: time.Second, MaxMsgSize: 1 << 20,
