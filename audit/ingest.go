@@ -573,9 +573,6 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 			p.c.entries = make([]Entry, len(p.items), len(p.items)+len(p.gaps))
 			for i, it := range p.items {
 				p.c.entries[i] = it.entry
-				// A refused message keeps a few KiB: let the rest of its
-				// body go now rather than at the commit.
-				p.c.entries[i].bound()
 			}
 			if len(p.gaps) > 0 {
 				p.c.entries = append(p.c.entries, p.gaps...)
