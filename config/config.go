@@ -39,27 +39,24 @@ const (
 
 // Config is a parsed and validated remaphore.conf.
 type Config struct {
-	Path            string         // file it was read from ("" when parsed from bytes without a name)
-	Servers         []string       // "server", repeatable, order kept (failover order)
-	Credentials     string         // "credentials", required, as written
-	Subject         string         // "subject", default "remaphore"
-	DefaultIdentity sign.PublicKey // "default_identity", zero when absent
-	Destination     string         // "destination", required
-	AllowSkew       time.Duration  // "allow_skew", default 5s, > 0
-	Stream          string         // "stream", default "" (transport derives the name from Subject)
-	Replicas        int            // "replicas", default 1, 1..5
-	Retention       time.Duration  // "retention", default 24h, > 0
-	MaxConsumers    int            // "max_consumers", default 100000, >= 1
-	TLSCA           string         // "tls_ca"
-	TLSCert         string         // "tls_cert"; tls_cert and tls_key both or neither
-	TLSKey          string         // "tls_key"
-	AuditDB         string         // "audit_db"
-	// AuditRefusedMaxBytes is "audit_refused_max_bytes": the most bytes
-	// the auditor's refused records may take; 0 when absent (the
-	// auditor's default, 256 MiB).
-	AuditRefusedMaxBytes int
-	Identities           []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
-	Peers                []policy.Peer     // "[ Peers ]": destination publickey [verbs]
+	Path            string            // file it was read from ("" when parsed from bytes without a name)
+	Servers         []string          // "server", repeatable, order kept (failover order)
+	Credentials     string            // "credentials", required, as written
+	Subject         string            // "subject", default "remaphore"
+	DefaultIdentity sign.PublicKey    // "default_identity", zero when absent
+	Destination     string            // "destination", required
+	AllowSkew       time.Duration     // "allow_skew", default 5s, > 0
+	Stream          string            // "stream", default "" (transport derives the name from Subject)
+	Replicas        int               // "replicas", default 1, 1..5
+	Retention       time.Duration     // "retention", default 24h, > 0
+	MaxConsumers    int               // "max_consumers", default 100000, >= 1
+	TLSCA           string            // "tls_ca"
+	TLSCert         string            // "tls_cert"; tls_cert and tls_key both or neither
+	TLSKey          string            // "tls_key"
+	AuditDB         string            // "audit_db"
+	AuditRefusedMax int               // "audit_refused_max_bytes": bytes; 0 when absent (the auditor's default, 256 MiB)
+	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
+	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
 }
 
 // Identity returns the configured identity whose public key is pub.
@@ -122,7 +119,7 @@ func init() {
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
 		{"audit_db", false, func(p *parser, _ int, v string) error { p.c.AuditDB = v; return nil }},
 		{"audit_refused_max_bytes", false, func(p *parser, line int, v string) error {
-			return p.setInt(line, "audit_refused_max_bytes", v, 1<<20, int(^uint(0)>>1), &p.c.AuditRefusedMaxBytes,
+			return p.setInt(line, "audit_refused_max_bytes", v, 1<<20, int(^uint(0)>>1), &p.c.AuditRefusedMax,
 				"write a number of bytes of at least 1048576 (1 MiB), like 268435456 for 256 MiB")
 		}},
 	}

@@ -58,7 +58,7 @@ func (c *Config) Format() []byte {
 	str("tls_cert", c.TLSCert)
 	str("tls_key", c.TLSKey)
 	str("audit_db", c.AuditDB)
-	num("audit_refused_max_bytes", c.AuditRefusedMaxBytes, 0)
+	num("audit_refused_max_bytes", c.AuditRefusedMax, 0)
 
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.Identities {
