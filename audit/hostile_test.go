@@ -316,7 +316,7 @@ func TestHostile_LostTwiceAtTheSamePlaceIsNotAGap(t *testing.T) {
 	})
 	au.waitFor(t, 12)
 	au.stop(t)
-	if n := strings.Count(logs.String(), "delivered but not received"); n != 3 || strings.Contains(logs.String(), "gap") {
+	if n := strings.Count(logs.String(), "delivered but not received"); n != 3 || strings.Contains(logs.String(), "recorded as a gap") {
 		t.Errorf("%d re-reads, want 3, and no gap:\n%s", n, logs.String())
 	}
 	e.view(func(s *Store) {
