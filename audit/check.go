@@ -169,6 +169,9 @@ func (p *checkerPool) decideOne(sh *shard, it *item) {
 	if !v.Peer.Key.IsZero() {
 		it.entry.SenderDest = v.Peer.Dest
 	}
+	// A refused message keeps a few KiB: hash it and let the rest of its
+	// body go here, on the shards, rather than in the single writer.
+	it.entry.bound()
 }
 
 func (sh *shard) checker(p *checkerPool, channel string) *policy.Checker {

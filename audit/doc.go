@@ -57,11 +57,15 @@
 //
 // # Indexes
 //
-// Every record has an entry in a time index (stream time, sequence) and in
-// value indexes for verb, uuid, sender key, sender peer destination and
-// destination pattern, keyed value, stream time, sequence (see index.go).
-// A query with one value and a time range is one range scan; results come
-// in stream-time order whichever index serves them. Counters by verdict,
+// Every record has an entry in a time index (stream time, sequence), and an
+// accepted record in value indexes for verb, uuid, sender key, sender peer
+// destination and destination pattern, keyed value, stream time, sequence
+// (see index.go). A query with one value and a time range is one range
+// scan; results come in stream-time order whichever index serves them.
+// Refused records written by this version are in the time index only (their
+// values are the sender's choice, and a flood of fresh values would make
+// each one a random insert in every value index); queries on them read the
+// capped refused part through the time index. Counters by verdict,
 // verb and sender are kept by Append, so [Store.Stats] reads no records.
 //
 // # Concurrency

@@ -3,11 +3,15 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/remaphore/remaphore/policy"
@@ -113,7 +117,27 @@ func TestHostile_OlderRefusedRecordsAreCounted(t *testing.T) {
 			r.Body, r.Payload = whole[seq].Body, whole[seq].Env.Payload
 		}, true)
 	}
-	rawUpdate(t, s, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaBytesR) })
+	rawUpdate(t, s, func(tx *bolt.Tx) error {
+		// An older version indexed refused records by every value, and
+		// kept no byte counter.
+		for _, seq := range []uint64{1, 2} {
+			r, err := decodeRecord(tx.Bucket(kindRejected.rec).Get(seqKey(seq)), true)
+			if err != nil {
+				return err
+			}
+			for i := range numIx {
+				if key, ok := indexKey(nil, r, i); ok {
+					if err := tx.Bucket(kindRejected.ix[i]).Put(key, []byte{}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return tx.Bucket(bucketMeta).Delete(metaBytesR)
+	})
+	if got := seqs(t, s, Query{Rejected: true, UUID: "u2"}); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("query of an older refused record: %v", got)
+	}
 	if ps := verifyProblems(t, s); len(ps) > 0 {
 		t.Fatalf("verify of version 1 refused records: %v", ps)
 	}
@@ -215,6 +239,92 @@ func TestHostile_GapRecordsTampered(t *testing.T) {
 		g := Gap{First: 3, Last: 4, Seen: t0.Add(time.Hour), Said: "gone"}
 		if got := g.String(); !strings.HasPrefix(got, "gap seq 3-4 (2 sequence(s)) never recorded: gone; seen ") {
 			t.Fatalf("%q", got)
+		}
+	})
+}
+
+// A flood picks every value of its messages: refused records are in the
+// time index only (no insert at a random place per record in the value
+// indexes), and every filter still finds them.
+func TestHostile_RefusedRecordsFoundWithoutValueIndexes(t *testing.T) {
+	s := newStore(t, Options{})
+	mallory := testKey(t, 3)
+	var es []Entry
+	for seq := uint64(1); seq <= 20; seq++ {
+		e := msgEntry(t, seq, mallory, func(m *sign.Message) {
+			m.Verb, m.Dest = fmt.Sprintf("v%d", seq%3), fmt.Sprintf("com.example.h%d", seq%2)
+		})
+		es = append(es, rejected(e, policy.ReasonUnknownSender))
+	}
+	mustAppend(t, s, es...)
+	s.DB().View(func(tx *bolt.Tx) error {
+		for i := ixTime + 1; i < numIx; i++ {
+			if n := tx.Bucket(kindRejected.ix[i]).Stats().KeyN; n != 0 {
+				t.Errorf("the refused %s index holds %d entries", ixNames[i], n)
+			}
+		}
+		if n := tx.Bucket(kindRejected.ix[ixTime]).Stats().KeyN; n != 20 {
+			t.Errorf("the refused time index holds %d entries", n)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		q    Query
+		want []uint64
+	}{
+		{Query{Rejected: true, UUID: "u7"}, []uint64{7}},
+		{Query{Rejected: true, Verb: "v0"}, []uint64{3, 6, 9, 12, 15, 18}},
+		{Query{Rejected: true, Sender: mallory.Public(), Since: t0.Add(18 * time.Second)}, []uint64{18, 19, 20}},
+		{Query{Rejected: true, Dest: "com.example.h1", Until: t0.Add(5 * time.Second)}, []uint64{1, 3, 5}},
+		{Query{Rejected: true, Verb: "v1", Reverse: true, Limit: 2}, []uint64{19, 16}},
+	} {
+		if got := seqs(t, s, c.q); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: %v, want %v", c.q, got, c.want)
+		}
+	}
+	if ps := verifyProblems(t, s); len(ps) > 0 {
+		t.Fatalf("verify: %v", ps)
+	}
+}
+
+// Issue 13: a message lost on the way twice at the same place (a server
+// cutting off a slow consumer again) used to be taken as gone from the
+// stream the second time, without asking it: the auditor skipped
+// sequences the stream still held. Each time the stream is asked, and
+// what it holds is read again, however often it is lost.
+func TestHostile_LostTwiceAtTheSamePlaceIsNotAGap(t *testing.T) {
+	e := newNatsEnv(t)
+	for range 12 {
+		e.send(e.alice)
+	}
+	var mu sync.Mutex
+	lost := map[uint64]int{}
+	var logs logBuf
+	au := e.start(func(o *RunOptions) {
+		o.Batch = 4
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.lose = func(m jetstream.Msg) bool {
+			md, _ := m.Metadata()
+			mu.Lock()
+			defer mu.Unlock()
+			if seq := md.Sequence.Stream; seq == 5 && lost[seq] < 3 {
+				lost[seq]++
+				return true
+			}
+			return false
+		}
+	})
+	au.waitFor(t, 12)
+	au.stop(t)
+	if n := strings.Count(logs.String(), "delivered but not received"); n != 3 || strings.Contains(logs.String(), "recorded as a gap") {
+		t.Errorf("%d re-reads, want 3, and no gap:\n%s", n, logs.String())
+	}
+	e.view(func(s *Store) {
+		if got := seqs(t, s, Query{}); len(got) != 12 {
+			t.Fatalf("records %v, want 1..12", got)
+		}
+		if st, _ := s.Stats(); st.Gaps != 0 {
+			t.Fatalf("%d gaps", st.Gaps)
 		}
 	})
 }

@@ -59,11 +59,20 @@ func (k *kind) buckets() [][]byte {
 }
 
 // indexValue returns r's value for index i, or nil when r has none.
+//
+// A refused record written by this version (recordVersionRefused) is in
+// the time index only. Its other values are whatever its sender wrote: a
+// flood with a fresh uuid, verb, key or pattern in every message would
+// make each value index take an insert at a random place (a page split
+// every few records), which tripled the writer's cost per refused record.
+// Queries on refused records read the refused records of their time range
+// instead: that part of the file is capped (Options.MaxRejected and
+// MaxRejectedBytes). Older refused records keep their entries.
 func indexValue(r *Record, i int) []byte {
 	if i == ixTime {
 		return []byte{}
 	}
-	if !r.Decoded {
+	if !r.Decoded || r.version == recordVersionRefused {
 		return nil
 	}
 	var v []byte

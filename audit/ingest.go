@@ -17,6 +17,10 @@ import (
 	"github.com/remaphore/remaphore/transport"
 )
 
+// ConsumerIdle is how long the server keeps an auditor's consumer that
+// nothing reads from.
+const ConsumerIdle = 72 * time.Hour
+
 // Defaults of RunOptions.
 const (
 	DefaultBatch     = 500
@@ -285,6 +289,11 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		MaxAckPending: 8*in.o.Batch + 2*maxCommitEntries,
 		Metadata:      in.consumerMetadata(),
+		// A consumer left behind (the host renamed, a container created
+		// anew, a file moved: another name) is removed by the server
+		// after ConsumerIdle unused. Its auditor loses nothing by it: the
+		// database holds the position, and a new consumer starts there.
+		InactiveThreshold: ConsumerIdle,
 	}
 	if last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
@@ -564,9 +573,6 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 			p.c.entries = make([]Entry, len(p.items), len(p.items)+len(p.gaps))
 			for i, it := range p.items {
 				p.c.entries[i] = it.entry
-				// A refused message keeps a few KiB: let the rest of its
-				// body go now rather than at the commit.
-				p.c.entries[i].bound()
 			}
 			if len(p.gaps) > 0 {
 				p.c.entries = append(p.c.entries, p.gaps...)

@@ -45,11 +45,13 @@ type Query struct {
 var errStop = errors.New("stop")
 
 // Query calls fn with each record q selects, in order, until fn returns an
-// error (returned) or the limit is reached. Filters are served from the
-// index buckets: the most selective filter given picks the index (uuid,
-// then sender, peer, destination, verb, and the time index otherwise), the
-// time range bounds the scan inside it, and the other filters are checked
-// on each record found.
+// error (returned) or the limit is reached. Filters on accepted records
+// are served from the index buckets: the most selective filter given picks
+// the index (uuid, then sender, peer, destination, verb, and the time index
+// otherwise), the time range bounds the scan inside it, and the other
+// filters are checked on each record found. Refused records (a capped part
+// of the file) are read through the time index, the filters checked on
+// each.
 func (s *Store) Query(q Query, fn func(*Record) error) error {
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
 		return fmt.Errorf("%w: until %s is before since %s", ErrBadQuery, q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
@@ -176,6 +178,11 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 	}
 	one := func(i int, v []byte) []source {
 		return []source{newSource(tx.Bucket(k.ix[i]), appendValuePrefix(nil, v), lo, hi, q.Reverse)}
+	}
+	if q.Rejected {
+		// Refused records are in the time index only (see indexValue):
+		// the filters are checked on each record of the range.
+		return []source{newSource(tx.Bucket(k.ix[ixTime]), nil, lo, hi, q.Reverse)}
 	}
 	switch {
 	case q.UUID != "":

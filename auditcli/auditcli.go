@@ -222,7 +222,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if *maxRejectedBytes == 0 {
-		*maxRejectedBytes = int64(cfg.AuditRefusedMaxBytes)
+		*maxRejectedBytes = int64(cfg.AuditRefusedMax)
 	}
 	store := audit.Options{MaxRejected: *maxRejected, MaxRejectedBytes: *maxRejectedBytes}
 	if len(cfg.Peers) == 0 {

@@ -18,8 +18,10 @@
 // # Exit codes
 //
 //	0  ok
-//	1  verify found a problem; tail (without -f) found no record
-//	2  usage or configuration error
+//	1  verify found a problem or a gap (-allow-gaps: problems only); tail
+//	   (without -f) found no record
+//	2  usage or configuration error (also: a -sender destination no sender
+//	   has; a consumer name taken by a consumer run did not create)
 //	3  NATS or JetStream error, or the database cannot be opened
 //	   (missing, busy, held by another auditor, not an audit database)
 package auditcli

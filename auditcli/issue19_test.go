@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/internal/proctest"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -146,6 +148,17 @@ func TestQuery_SenderWithNoSuchPeer(t *testing.T) {
 	if r.stdout != "" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
+	// A peer of the config read (-c) that has sent nothing yet: no mistake.
+	dir := t.TempDir()
+	user := natstest.NewUser(t, dir)
+	conf := filepath.Join(dir, "a.conf")
+	os.WriteFile(conf, []byte("server: nats://127.0.0.1:1\ncredentials: "+user.SeedFile+"\ndestination: com.example.audit\n\n[ Peers ]\ncom.example.carol "+testKey(t, 3).Public().String()+" [*]\n"), 0o600)
+	r = run(t, "query", "-c", conf, "-db", f.db, "-sender", "com.example.carol").want(t, ExitOK)
+	exact(t, "a peer with no records", r.stdout, "")
+	r = run(t, "query", "-c", conf, "-db", f.db, "-sender", "com.example.carl").want(t, ExitUsage)
+	exact(t, "typo of a config peer", r.stderr,
+		"remaphore-audit: error: -sender com.example.carl: no sender has that destination in the database or among the peers of "+conf+"\n"+
+			"remaphore-audit: hint: did you mean -sender com.example.carol? (remaphore-audit stats lists every sender)\n")
 	// A known sender with nothing in the range: exit 0, nothing printed.
 	r = run(t, "query", "-db", f.db, "-sender", "com.example.bob", "-verb", "deploy", "-rejected").want(t, ExitOK)
 	exact(t, "known sender, nothing", r.stdout, "")

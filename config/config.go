@@ -46,28 +46,25 @@ const (
 
 // Config is a parsed and validated remaphore.conf.
 type Config struct {
-	Path            string         // file it was read from ("" when parsed from bytes without a name)
-	Servers         []string       // "server", repeatable, order kept (failover order)
-	Credentials     string         // "credentials", required, as written
-	Subject         string         // "subject", default "remaphore"
-	DefaultIdentity sign.PublicKey // "default_identity", zero when absent
-	Destination     string         // "destination", required
-	AllowSkew       time.Duration  // "allow_skew", default 5s, > 0
-	Stream          string         // "stream", default "" (transport derives the name from Subject)
-	Replicas        int            // "replicas", default 1, 1..5
-	Retention       time.Duration  // "retention", default 24h, > 0
-	MaxConsumers    int            // "max_consumers", default 100000, >= 1
-	MaxBytes        int64          // "max_bytes", default 1 GiB, >= 8 MiB
-	TLSCA           string         // "tls_ca"
-	TLSCert         string         // "tls_cert"; tls_cert and tls_key both or neither
-	TLSKey          string         // "tls_key"
-	AuditDB         string         // "audit_db"
-	// AuditRefusedMaxBytes is "audit_refused_max_bytes": the most bytes
-	// the auditor's refused records may take; 0 when absent (the
-	// auditor's default, 256 MiB).
-	AuditRefusedMaxBytes int64
-	Identities           []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
-	Peers                []policy.Peer     // "[ Peers ]": destination publickey [verbs]
+	Path            string            // file it was read from ("" when parsed from bytes without a name)
+	Servers         []string          // "server", repeatable, order kept (failover order)
+	Credentials     string            // "credentials", required, as written
+	Subject         string            // "subject", default "remaphore"
+	DefaultIdentity sign.PublicKey    // "default_identity", zero when absent
+	Destination     string            // "destination", required
+	AllowSkew       time.Duration     // "allow_skew", default 5s, > 0
+	Stream          string            // "stream", default "" (transport derives the name from Subject)
+	Replicas        int               // "replicas", default 1, 1..5
+	Retention       time.Duration     // "retention", default 24h, > 0
+	MaxConsumers    int               // "max_consumers", default 100000, >= 1
+	MaxBytes        int64             // "max_bytes", default 1 GiB, >= 8 MiB
+	TLSCA           string            // "tls_ca"
+	TLSCert         string            // "tls_cert"; tls_cert and tls_key both or neither
+	TLSKey          string            // "tls_key"
+	AuditDB         string            // "audit_db"
+	AuditRefusedMax int64             // "audit_refused_max_bytes": a size; 0 when absent (the auditor's default, 256 MiB)
+	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
+	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
 
 	lines map[string]int // key -> line it was set on, for errors about the files keys name
 }
@@ -139,7 +136,7 @@ func init() {
 		{"tls_cert", false, func(p *parser, _ int, v string) error { p.c.TLSCert = v; return nil }},
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
 		{"audit_db", false, func(p *parser, _ int, v string) error { p.c.AuditDB = v; return nil }},
-		{"audit_refused_max_bytes", false, (*parser).setAuditRefusedMaxBytes},
+		{"audit_refused_max_bytes", false, (*parser).setAuditRefusedMax},
 	}
 	names := make([]string, len(keys))
 	for i, k := range keys {
@@ -687,9 +684,9 @@ func (p *parser) setMaxBytes(n int, v string) error {
 	return nil
 }
 
-// setAuditRefusedMaxBytes reads the auditor's bound on refused records,
+// setAuditRefusedMax reads the auditor's bound on refused records,
 // in the same size syntax as max_bytes so that one habit serves both.
-func (p *parser) setAuditRefusedMaxBytes(n int, v string) error {
+func (p *parser) setAuditRefusedMax(n int, v string) error {
 	const hint = "write a size of at least 1MiB, like 256MiB (the auditor evicts its oldest refused records beyond it)"
 	size, err := ParseSize(v)
 	if err != nil {
@@ -698,7 +695,7 @@ func (p *parser) setAuditRefusedMaxBytes(n int, v string) error {
 	if size < 1<<20 {
 		return p.errf(n, nil, hint, "audit_refused_max_bytes must be at least 1MiB (got %s)", show(v))
 	}
-	p.c.AuditRefusedMaxBytes = size
+	p.c.AuditRefusedMax = size
 	return nil
 }
 

@@ -194,7 +194,7 @@ audit_refused_max_bytes: 64MiB
 `)
 	if c.Subject != "ops.remaphore" || c.Stream != "OPS_REMAPHORE" || c.Replicas != 3 || c.Retention != 72*time.Hour ||
 		c.MaxConsumers != 5000 || c.TLSCA != "ca.pem" || c.TLSCert != "cert.pem" || c.TLSKey != "key.pem" ||
-		c.AuditDB != "/var/lib/remaphore/audit.db" || c.AuditRefusedMaxBytes != 64<<20 {
+		c.AuditDB != "/var/lib/remaphore/audit.db" || c.AuditRefusedMax != 64<<20 {
 		t.Fatalf("optional keys: %+v", c)
 	}
 	roundTrip(t, c)

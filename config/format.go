@@ -61,8 +61,8 @@ func (c *Config) Format() []byte {
 	str("tls_cert", c.TLSCert)
 	str("tls_key", c.TLSKey)
 	str("audit_db", c.AuditDB)
-	if c.AuditRefusedMaxBytes != 0 {
-		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMaxBytes))
+	if c.AuditRefusedMax != 0 {
+		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMax))
 	}
 
 	b.WriteString("\n[ Identities ]\n")

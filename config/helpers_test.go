@@ -51,7 +51,7 @@ func diffConfig(a, b *Config) string {
 	add("TLSCert", a.TLSCert, b.TLSCert)
 	add("TLSKey", a.TLSKey, b.TLSKey)
 	add("AuditDB", a.AuditDB, b.AuditDB)
-	add("AuditRefusedMaxBytes", a.AuditRefusedMaxBytes, b.AuditRefusedMaxBytes)
+	add("AuditRefusedMax", a.AuditRefusedMax, b.AuditRefusedMax)
 	if len(a.Identities) != len(b.Identities) {
 		d = append(d, fmt.Sprintf("Identities: %d != %d", len(a.Identities), len(b.Identities)))
 	} else {

@@ -107,8 +107,17 @@ func TestTwoAuditorsSideBySide(t *testing.T) {
 	if got := stored(t, other); len(got) != 60 {
 		t.Errorf("second auditor stored %d, want 60", len(got))
 	}
-	if e.consumerInfo(t, na) == nil || e.consumerInfo(t, nb) == nil {
-		t.Error("a consumer is gone")
+	host, _ := os.Hostname()
+	for name, db := range map[string]string{na: e.db, nb: other} {
+		info := e.consumerInfo(t, name)
+		if info == nil {
+			t.Fatalf("consumer %s is gone", name)
+		}
+		md := info.Config.Metadata
+		if md["remaphore-audit-db"] != db || md["remaphore-audit-host"] != host || len(md["remaphore-audit-owner"]) != 32 ||
+			info.Config.InactiveThreshold != audit.ConsumerIdle {
+			t.Errorf("consumer %s: metadata %v, inactive threshold %s", name, md, info.Config.InactiveThreshold)
+		}
 	}
 }
 
