@@ -1,6 +1,7 @@
 // Command remaphore-audit keeps a forensic record of every remaphore
 // message and reply: run reads the stream into a bbolt database; query,
-// tail, verify and stats read it. See docs/auditor.md.
+// tail, verify and stats read it. See cmd/remaphore-audit/README.md, the
+// operator manual.
 package main
 
 import (
