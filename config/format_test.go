@@ -134,3 +134,13 @@ func TestExample(t *testing.T) {
 		t.Fatalf("Example(zero): %v", err)
 	}
 }
+
+// The -C template describes allow_skew as the README does: against the
+// stream's time, not the local clock.
+func TestExample_AllowSkewText(t *testing.T) {
+	ex := string(Example(testKey(t, 1)))
+	want := "# Largest accepted difference between a message's sent time and the time\n# the stream stored it (the server's clock, which every host shares).\nallow_skew: 5s\n"
+	if !strings.Contains(ex, want) {
+		t.Fatalf("template:\n%s", ex)
+	}
+}

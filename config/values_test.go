@@ -28,3 +28,35 @@ func TestParseValues(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_MaxBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"":            DefaultMaxBytes,
+		"1GiB":        1 << 30,
+		"512MiB":      512 << 20,
+		"8388608":     8 << 20,
+		"2TiB":        2 << 40,
+		"10485760B":   10 << 20,
+		"1048576 KiB": 1 << 30,
+	} {
+		text := head
+		if in != "" {
+			text += "max_bytes: " + in + "\n"
+		}
+		c, err := Parse("x.conf", []byte(text))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.MaxBytes != want {
+			t.Fatalf("%q: %d, want %d", in, c.MaxBytes, want)
+		}
+		// Format writes it back so that it parses to the same.
+		again, err := Parse("x.conf", c.Format())
+		if err != nil || again.MaxBytes != want {
+			t.Fatalf("%q: Format gave %q: %v", in, c.Format(), err)
+		}
+	}
+	if got := FormatSize(512 << 20); got != "512MiB" {
+		t.Fatalf("FormatSize = %q", got)
+	}
+}
