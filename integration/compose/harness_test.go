@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nkeys"
+	"github.com/remaphore/remaphore/internal/natstest"
 )
 
 // The scenarios, in the order they run. -scenarios picks some of them;
@@ -328,20 +328,17 @@ func (h *harness) generate() {
 	if err := os.Chmod(h.gen, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h.logf("writing configs with fresh keys into %s (remaphore -C, nkeys)", h.gen)
+	h.logf("writing configs with fresh keys into %s (remaphore -C, natstest.NewUser)", h.gen)
 
 	// One NATS user per node: its seed is that container's credentials
 	// file; the servers know only the public keys, each with its role.
 	var users []string
 	for _, n := range nodes {
-		kp, err := nkeys.CreateUser()
-		if err != nil {
+		u := natstest.NewUser(t, h.gen)
+		if err := os.Rename(u.SeedFile, filepath.Join(h.gen, n+".nk")); err != nil {
 			t.Fatal(err)
 		}
-		seed, _ := kp.Seed()
-		pk, _ := kp.PublicKey()
-		h.write(n+".nk", string(seed)+"\n")
-		users = append(users, "      # "+n, fmt.Sprintf("      { nkey: %s, permissions: $%s }", pk, role[n]))
+		users = append(users, "      # "+n, fmt.Sprintf("      { nkey: %s, permissions: $%s }", u.Public, role[n]))
 	}
 	auth := h.readTemplate("auth.conf.tmpl", strings.NewReplacer(
 		"@MAX_CONSUMERS@", strconv.Itoa(maxConsumers), "@MAX_FILE@", "10GB", "@MAX_CONNECTIONS@", "100",
