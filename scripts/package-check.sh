@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Checks packages built by scripts/package.sh:
+#
+#   scripts/package-check.sh dist/remaphore_V_amd64.deb [dist/remaphore-V-1.x86_64.rpm]
+#
+# The .deb: lintian passes (no error, no warning; deploy/lintian-overrides
+# holds the overrides for static Go binaries), it holds the files below with
+# their modes, and, unpacked, both binaries run and answer -version. The
+# .rpm, when given: the same files (rpm -qlp, rpm -qp --scripts). Prints
+# "N passed, N failed" and exits 1 on any failure.
+set -uo pipefail
+
+[ $# -ge 1 ] || { echo "usage: scripts/package-check.sh DEB [RPM]" >&2; exit 2; }
+deb=$1
+rpm=${2:-}
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+# Paths every package holds (mode as ls prints it, for the .deb).
+want=(
+	"-rwxr-xr-x ./usr/bin/remaphore"
+	"-rwxr-xr-x ./usr/bin/remaphore-audit"
+	"drwxr-xr-x ./etc/remaphore/"
+	"-rw-r--r-- ./lib/systemd/system/remaphore-audit.service"
+	"-rw-r--r-- ./usr/share/doc/remaphore/copyright"
+	"-rw-r--r-- ./usr/share/doc/remaphore/changelog.gz"
+	"-rw-r--r-- ./usr/share/doc/remaphore/examples/remaphore.conf"
+	"-rw-r--r-- ./usr/share/doc/remaphore/examples/audit.conf"
+	"-rw-r--r-- ./usr/share/man/man1/remaphore.1.gz"
+	"-rw-r--r-- ./usr/share/man/man1/remaphore-audit.1.gz"
+	"-rw-r--r-- ./usr/share/lintian/overrides/remaphore"
+)
+
+echo "== lintian $deb"
+if lintian --fail-on error,warning --display-info "$deb"; then
+	ok "lintian: no error or warning"
+else
+	bad "lintian found errors or warnings (above)"
+fi
+
+echo "== contents of $deb"
+listing=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $6}')
+for w in "${want[@]}"; do
+	mode=${w%% *}
+	path=${w#* }
+	if grep -qxF -- "$mode root/root $path" <<<"$listing"; then
+		ok "deb holds $path ($mode root/root)"
+	else
+		bad "deb lacks $path as $mode root/root; it has: $(grep -F -- "$path" <<<"$listing" || echo nothing)"
+	fi
+done
+# The host's config is made by postinst with a fresh key; the package must
+# ship no key, neither as /etc/remaphore/remaphore.conf nor in its example.
+if grep -q '\./etc/remaphore/.' <<<"$listing"; then
+	bad "deb ships a file under /etc/remaphore: $(grep '\./etc/remaphore/.' <<<"$listing")"
+else
+	ok "deb ships no config under /etc/remaphore (postinst writes it per host)"
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dpkg-deb -x "$deb" "$work/root"
+dpkg-deb -e "$deb" "$work/control"
+if grep -Eq '[1-9A-HJ-NP-Za-km-z]{40,}' "$work/root/usr/share/doc/remaphore/examples/remaphore.conf"; then
+	bad "the example remaphore.conf holds a key"
+else
+	ok "the example remaphore.conf holds no key"
+fi
+if grep -q 'remaphore -C "\$CONF"' "$work/control/postinst" && grep -q '^CONF=/etc/remaphore/remaphore.conf$' "$work/control/postinst"; then
+	ok "postinst writes /etc/remaphore/remaphore.conf with remaphore -C"
+else
+	bad "postinst does not write the config with remaphore -C"
+fi
+unit=$work/root/lib/systemd/system/remaphore-audit.service
+for line in User=remaphore-audit ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes ProtectHome=yes \
+	StateDirectory=remaphore ReadWritePaths=/var/lib/remaphore CapabilityBoundingSet= \
+	"ExecStart=/usr/bin/remaphore-audit run -c /etc/remaphore/audit.conf"; do
+	if grep -qxF -- "$line" "$unit"; then ok "unit: $line"; else bad "unit lacks the line $line"; fi
+done
+
+# The unpacked binaries run on this machine (they are amd64 and static).
+if [ "$(dpkg-deb -f "$deb" Architecture)" = "$(dpkg --print-architecture)" ]; then
+	for b in remaphore remaphore-audit; do
+		if out=$("$work/root/usr/bin/$b" -version 2>&1) && [[ $out == "$b "* ]]; then
+			ok "unpacked $b -version: $out"
+		else
+			bad "unpacked $b -version failed: $out"
+		fi
+	done
+	if ! command -v file >/dev/null; then
+		echo "skip the static check: no file(1) here"
+	elif file "$work/root/usr/bin/remaphore" | grep -q 'statically linked'; then
+		ok "remaphore is statically linked"
+	else
+		bad "remaphore is not static: $(file "$work/root/usr/bin/remaphore")"
+	fi
+else
+	echo "skip running the binaries: the .deb is not for this machine's arch"
+fi
+
+if [ -n "$rpm" ]; then
+	echo "== contents of $rpm"
+	rlist=$(rpm -qlp "$rpm" 2>/dev/null)
+	for w in "${want[@]}"; do
+		path=${w#* .}
+		path=${path%/}
+		case $path in
+		/lib/systemd/system/*) path=/usr$path ;; # rpm distributions: /usr/lib
+		/usr/share/lintian/*) continue ;;       # Debian's only
+		esac
+		if grep -qxF -- "$path" <<<"$rlist"; then ok "rpm holds $path"; else bad "rpm lacks $path"; fi
+	done
+	if rpm -qp --scripts "$rpm" 2>/dev/null | grep -q 'remaphore -C "\$CONF"'; then
+		ok "rpm %post writes the config with remaphore -C"
+	else
+		bad "rpm %post does not write the config"
+	fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
