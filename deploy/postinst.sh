@@ -30,9 +30,9 @@ fi
 # package would be the same on every host. remaphore -C writes it at mode
 # 0600 and never overwrites, so an existing config is left as it is.
 if [ ! -e "$CONF" ]; then
-	if remaphore -C "$CONF"; then
-		echo "remaphore: edit $CONF (server, credentials, destination, [ Peers ]) before use" >&2
-	else
+	# It says itself what to edit. A failure leaves the package installed
+	# without a config: remaphore's error then names the same command.
+	if ! remaphore -C "$CONF"; then
 		echo "remaphore: could not write $CONF; write one with: remaphore -C $CONF" >&2
 	fi
 fi

@@ -6,8 +6,12 @@
 # The .deb: lintian passes (no error, no warning; deploy/lintian-overrides
 # holds the overrides for static Go binaries), it holds the files below with
 # their modes, and, unpacked, both binaries run and answer -version. The
-# .rpm, when given: the same files (rpm -qlp, rpm -qp --scripts). Prints
-# "N passed, N failed" and exits 1 on any failure.
+# .rpm, when given: the same files (rpm -qlp, rpm -qp --scripts). With
+# INSTALL_TEST=1 (CI sets it) the .deb is also installed with dpkg, checked,
+# installed again, purged and installed once more, then purged and its user
+# removed: only on a machine where remaphore has never been (no package, no
+# /etc/remaphore, no remaphore-audit user), as root. Prints "N passed, N
+# failed" and exits 1 on any failure.
 set -uo pipefail
 
 [ $# -ge 1 ] || { echo "usage: scripts/package-check.sh DEB [RPM]" >&2; exit 2; }
@@ -117,6 +121,67 @@ if [ -n "$rpm" ]; then
 	else
 		bad "rpm %post does not write the config"
 	fi
+fi
+
+install_test() {
+	local conf=/etc/remaphore/remaphore.conf ident='^[1-9A-HJ-NP-Za-km-z]{40,46} [1-9A-HJ-NP-Za-km-z]{80,90} \[' id1 id2 sum1 sum2
+	if [ "$(id -u)" != 0 ] || dpkg -s remaphore >/dev/null 2>&1 || [ -e /etc/remaphore ] ||
+		getent passwd remaphore-audit >/dev/null || getent group remaphore-audit >/dev/null; then
+		echo "skip the install test: not root, or remaphore was installed here before"
+		return
+	fi
+	echo "== install test: dpkg -i $deb"
+	if ! dpkg -i "$deb"; then
+		bad "dpkg -i failed"
+		dpkg --purge remaphore >/dev/null 2>&1
+		return
+	fi
+	if [ "$(getent passwd remaphore-audit | cut -d: -f7)" = /usr/sbin/nologin ]; then
+		ok "postinst made the system user remaphore-audit (no login shell)"
+	else
+		bad "no remaphore-audit user after install: $(getent passwd remaphore-audit)"
+	fi
+	if [ "$(stat -c '%a %U %G' "$conf" 2>&1)" = "600 root root" ]; then
+		ok "postinst wrote $conf, mode 600, root"
+	else
+		bad "$conf after install: $(stat -c '%a %U %G' "$conf" 2>&1)"
+	fi
+	id1=$(grep -E "$ident" "$conf" 2>/dev/null)
+	if [ -n "$id1" ]; then
+		ok "$conf holds an identity: public and private key"
+	else
+		bad "$conf holds no identity"
+	fi
+	echo "# changed by the operator" >>"$conf"
+	sum1=$(sha256sum "$conf" 2>/dev/null)
+	dpkg -i "$deb" >/dev/null 2>&1 || bad "dpkg -i (reinstall) failed"
+	sum2=$(sha256sum "$conf" 2>/dev/null)
+	if [ -n "$sum1" ] && [ "$sum1" = "$sum2" ]; then
+		ok "a reinstall leaves the operator's $conf as it is"
+	else
+		bad "a reinstall changed $conf"
+	fi
+	dpkg --purge remaphore >/dev/null 2>&1 || bad "dpkg --purge failed"
+	if [ ! -e "$conf" ] && [ ! -e /etc/remaphore ]; then
+		ok "purge removes $conf and /etc/remaphore"
+	else
+		bad "after purge: $(ls -la /etc/remaphore 2>&1)"
+	fi
+	# Every install makes its own key: two hosts never share one.
+	dpkg -i "$deb" >/dev/null 2>&1 || bad "dpkg -i (after purge) failed"
+	id2=$(grep -E "$ident" "$conf" 2>/dev/null)
+	if [ -n "$id2" ] && [ "$id2" != "$id1" ]; then
+		ok "a new install writes a new key"
+	else
+		bad "a new install wrote the same config or key again"
+	fi
+	dpkg --purge remaphore >/dev/null 2>&1 || bad "dpkg --purge failed"
+	userdel remaphore-audit 2>/dev/null
+	groupdel remaphore-audit 2>/dev/null
+	rm -rf /var/lib/remaphore
+}
+if [ "${INSTALL_TEST:-}" = 1 ]; then
+	install_test
 fi
 
 echo "$passed passed, $failed failed"
