@@ -14,7 +14,31 @@
 # failed" and exits 1 on any failure.
 set -uo pipefail
 
-[ $# -ge 1 ] || { echo "usage: scripts/package-check.sh DEB [RPM]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: scripts/package-check.sh [-selftest] DEB [RPM]" >&2; exit 2; }
+
+# -selftest DEB: the check itself, on a broken copy of a good DEB: without
+# the unit, with a non-executable binary and with a config file under
+# /etc/remaphore, it must fail, naming each of the three.
+if [ "$1" = -selftest ]; then
+	[ $# -eq 2 ] || { echo "usage: scripts/package-check.sh -selftest DEB" >&2; exit 2; }
+	t=$(mktemp -d)
+	trap 'rm -rf "$t"' EXIT
+	dpkg-deb -R "$2" "$t/pkg"
+	rm "$t/pkg/lib/systemd/system/remaphore-audit.service"
+	chmod 0644 "$t/pkg/usr/bin/remaphore"
+	printf 'default_identity: x\n' >"$t/pkg/etc/remaphore/remaphore.conf"
+	dpkg-deb -b --root-owner-group "$t/pkg" "$t/broken.deb" >/dev/null
+	if out=$(INSTALL_TEST=0 "$0" "$t/broken.deb" 2>&1); then
+		echo "FAIL the check passed a broken package:"; echo "$out"; exit 1
+	fi
+	st=0
+	for want in "FAIL deb lacks ./lib/systemd/system/remaphore-audit.service" \
+		"FAIL deb lacks ./usr/bin/remaphore as -rwxr-xr-x" \
+		"FAIL deb ships a file under /etc/remaphore"; do
+		if grep -qF -- "$want" <<<"$out"; then echo "ok   selftest: $want"; else echo "FAIL selftest: no '$want' in:"; echo "$out"; st=1; fi
+	done
+	exit $st
+fi
 deb=$1
 rpm=${2:-}
 passed=0
