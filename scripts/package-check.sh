@@ -101,6 +101,11 @@ if grep -q 'remaphore -C "\$CONF"' "$work/control/postinst" && grep -q '^CONF=/e
 else
 	bad "postinst does not write the config with remaphore -C"
 fi
+if grep -v '^[[:space:]]*#' "$work/control/postinst" "$work/control/prerm" "$work/control/postrm" | grep -q '@INVOKE@'; then
+	bad "a maintainer script still holds the @INVOKE@ placeholder"
+else
+	ok "the maintainer scripts are rendered (no @INVOKE@ left)"
+fi
 unit=$work/root/lib/systemd/system/remaphore-audit.service
 for line in User=remaphore-audit ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes ProtectHome=yes \
 	StateDirectory=remaphore ReadWritePaths=/var/lib/remaphore CapabilityBoundingSet= \

@@ -116,7 +116,7 @@ for format in deb rpm; do
 	[ "$format" = deb ] && invoke=deb-systemd-invoke
 	mkdir -p "$stage/$format"
 	for s in postinst prerm postrm; do
-		sed "s/@INVOKE@/$invoke/g" "deploy/$s.sh" >"$stage/$format/$s"
+		sed "/^[[:space:]]*#/!s/@INVOKE@/$invoke/g" "deploy/$s.sh" >"$stage/$format/$s"
 	done
 done
 
