@@ -49,17 +49,11 @@ func authConf(t *testing.T, roles ...role) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users strings.Builder
+	l := natstest.Layout{MaxConsumers: permsMaxConsumers, MaxFile: "1GB", MaxConnections: 100, AuditConsumer: permsAuditConsumer}
 	for _, r := range roles {
-		fmt.Fprintf(&users, "      { nkey: %s, permissions: $%s }\n", r.user.Public, r.perms)
+		l.Users = append(l.Users, natstest.UserLine(r.user.Public, r.perms))
 	}
-	return strings.NewReplacer(
-		"@USERS@\n", users.String(),
-		"@MAX_CONSUMERS@", fmt.Sprint(permsMaxConsumers),
-		"@AUDIT_CONSUMER@", permsAuditConsumer,
-		"@MAX_FILE@", "1GB",
-		"@MAX_CONNECTIONS@", "100",
-	).Replace(string(tmpl))
+	return l.Render(string(tmpl))
 }
 
 // permsBed is a server running the template, and the users of each role.

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -338,11 +337,10 @@ func (h *harness) generate() {
 		if err := os.Rename(u.SeedFile, filepath.Join(h.gen, n+".nk")); err != nil {
 			t.Fatal(err)
 		}
-		users = append(users, "      # "+n, fmt.Sprintf("      { nkey: %s, permissions: $%s }", u.Public, role[n]))
+		users = append(users, "      # "+n, natstest.UserLine(u.Public, role[n]))
 	}
-	auth := h.readTemplate("auth.conf.tmpl", strings.NewReplacer(
-		"@MAX_CONSUMERS@", strconv.Itoa(maxConsumers), "@MAX_FILE@", "10GB", "@MAX_CONNECTIONS@", "100",
-		"@AUDIT_CONSUMER@", auditConsumer), map[string]string{"@USERS@": strings.Join(users, "\n")})
+	auth := natstest.Layout{Users: users, MaxConsumers: maxConsumers, MaxFile: "10GB", MaxConnections: 100,
+		AuditConsumer: auditConsumer}.Render(h.readTemplate("auth.conf.tmpl", strings.NewReplacer(), nil))
 	for i, name := range natsServers {
 		var routes []string
 		for j, other := range natsServers {
