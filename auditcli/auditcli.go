@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/remaphore/remaphore/audit"
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -240,14 +240,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	s.Close()
-	conn, err := client.Dial(ctx, cfg, false, log)
+	conn, err := node.Dial(ctx, cfg, false, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	err = audit.Run(ctx, audit.RunOptions{
 		Conn:      conn,
-		Stream:    client.StreamSpec(cfg),
+		Stream:    node.StreamSpec(cfg),
 		Peers:     cfg.Peers,
 		AllowSkew: cfg.AllowSkew,
 		Consumer:  *name,

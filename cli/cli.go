@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
@@ -244,11 +244,11 @@ func (r *runner) loadConfig() error {
 	return nil
 }
 
-func (r *runner) streamSpec() transport.StreamSpec { return client.StreamSpec(r.cfg) }
+func (r *runner) streamSpec() transport.StreamSpec { return node.StreamSpec(r.cfg) }
 
 // connect dials the config's servers; retry keeps trying until ctx is done.
 func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, error) {
-	conn, err := client.Dial(ctx, r.cfg, retry, r.log)
+	conn, err := node.Dial(ctx, r.cfg, retry, r.log)
 	if err != nil {
 		return nil, r.dialErr(err)
 	}
@@ -256,7 +256,7 @@ func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, erro
 }
 
 func (r *runner) dialErr(err error) error {
-	if client.IsCredentialsError(err) {
+	if node.IsCredentialsError(err) {
 		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
 	}
 	return natsErr(err)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/remaphore/remaphore/client"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/script"
 	"github.com/remaphore/remaphore/sign"
@@ -48,15 +48,15 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
 		}
 	}
-	ro := client.ReceiverOptions{
+	ro := node.ReceiverOptions{
 		Config: r.cfg, Channel: o.channel, Since: o.since, Logger: r.log,
 		Filters: policy.Rules{Destination: dest, AnyDestination: o.anyDest, UUID: o.uuid, Verbs: verbs, Sender: sender},
 	}
 	if len(r.cfg.Peers) == 0 {
 		r.log.Warn("the config has no [ Peers ]: no message can be accepted", "config", r.cfg.Path)
 	}
-	rcv, err := client.StartReceiver(ctx, ro)
-	if errors.Is(err, client.ErrRules) {
+	rcv, err := node.StartReceiver(ctx, ro)
+	if errors.Is(err, node.ErrRules) {
 		return 0, usageErr("", "%v", err)
 	}
 	if err != nil {

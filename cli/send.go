@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/remaphore/remaphore/client"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
@@ -189,7 +189,7 @@ func (r *runner) request(ctx context.Context) (int, error) {
 	w := newRecordWriter(r.stdout, isTerminal(r.stdout))
 	// Ignored replies are the work of whoever may publish: log a few of
 	// each reason, then count.
-	ignoredLog := client.NewRefusalLog(r.log, "ignored reply", 0, 0)
+	ignoredLog := node.NewRefusalLog(r.log, "ignored reply", 0, 0)
 	defer ignoredLog.Flush()
 	answered := make(map[sign.PublicKey]bool, len(expected))
 	var failed []string

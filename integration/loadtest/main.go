@@ -1,6 +1,6 @@
 // Command loadtest simulates many waiting remaphore receivers in one
 // process, each with its own NATS connection and consumer, through the same
-// code the remaphore command runs (client.StartReceiver and Next). It sends
+// code the remaphore command runs (node.StartReceiver and Next). It sends
 // one message with the real `remaphore -s`, and prints how long it took
 // until all receivers were ready, how long from the send until the last one
 // accepted the message, errors by kind, and the server's memory per waiting
@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -142,11 +142,11 @@ func runReceivers(ctx context.Context, cfg *config.Config, n int, burst bool, pa
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	res := result{n: n, errKinds: map[string]int{}}
 	var mu sync.Mutex
-	rcvs := make([]*client.Receiver, n)
+	rcvs := make([]*node.Receiver, n)
 	t0 := time.Now()
 	var lastReady atomic.Int64
 	starter(n, burst, parallel, func(i int) {
-		r, err := client.StartReceiver(ctx, client.ReceiverOptions{Config: cfg, Channel: "all", Logger: log, Filters: uuidFilter("loadtest")})
+		r, err := node.StartReceiver(ctx, node.ReceiverOptions{Config: cfg, Channel: "all", Logger: log, Filters: uuidFilter("loadtest")})
 		if err != nil {
 			mu.Lock()
 			res.errors++
