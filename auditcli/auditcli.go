@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/remaphore/remaphore/internal/exitcode"
+	"github.com/remaphore/remaphore/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
+		return ExitOK
+	case "-version", "--version":
+		fmt.Fprintln(stdout, version.String("remaphore-audit"))
 		return ExitOK
 	case "run":
 		err = cmdRun(ctx, rest, stderr)

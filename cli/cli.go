@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/remaphore/remaphore/internal/exitcode"
+	"github.com/remaphore/remaphore/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -24,6 +25,7 @@ import (
 // options holds the parsed command line.
 type options struct {
 	send, request, example bool
+	version                bool
 	configPath             string
 	channel                string
 	dest                   string
@@ -75,6 +77,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
+	fs.BoolVar(&o.version, "version", false, "Print the version of this build and exit")
 	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +127,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		return printError(stderr, err)
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version.String("remaphore"))
+		return ExitOK
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
