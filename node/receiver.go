@@ -16,7 +16,7 @@ import (
 // ReceiverOptions configure a Receiver.
 type ReceiverOptions struct {
 	Config  *config.Config
-	Channel string
+	Channel string // "" is transport.DefaultChannel, as for a Message
 	// Filters holds the receiver's own filters: Destination (default: the
 	// config's), AnyDestination, UUID, Verbs, Sender. The security rules
 	// (root, channel, peers, skew) come from Config.
@@ -86,6 +86,9 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.Channel == "" {
+		o.Channel = transport.DefaultChannel
 	}
 	checker, dest, err := newChecker(o)
 	if err != nil {
