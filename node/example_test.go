@@ -6,11 +6,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/remaphore/remaphore/config"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/script"
-	"github.com/remaphore/remaphore/sign"
 )
 
 // A request from alice that bob answers by running a script: the library
@@ -19,19 +17,9 @@ func Example() {
 	var t exampleT
 	defer t.cleanup()
 	nats := natstest.Start(&t) // an in-process NATS server with JetStream
-	aliceKey, _ := sign.GenerateKey(nil)
-	bobKey, _ := sign.GenerateKey(nil)
-	conf := func(dest string, key sign.PrivateKey, peer string, peerKey sign.PublicKey) *config.Config {
-		text := fmt.Sprintf("server: %s\ncredentials: %s\ndestination: %s\n\n[ Identities ]\n%s %s [*]\n\n[ Peers ]\n%s %s [*]\n",
-			nats.URLs()[0], nats.User.SeedFile, dest, key.Public(), key.Base58(), peer, peerKey)
-		cfg, err := config.Parse(dest+".conf", []byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
-	alice := conf("com.example.alice", aliceKey, "com.example.bob", bobKey.Public())
-	bob := conf("com.example.bob", bobKey, "com.example.alice", aliceKey.Public())
+	aliceKey, bobKey := newKey(&t), newKey(&t)
+	alice := nodeConfig(&t, nats, "com.example.alice", aliceKey, "com.example.bob", bobKey.Public())
+	bob := nodeConfig(&t, nats, "com.example.bob", bobKey, "com.example.alice", aliceKey.Public())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
