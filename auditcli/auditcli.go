@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/remaphore/remaphore/internal/exitcode"
+	"github.com/remaphore/remaphore/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -17,8 +18,8 @@ import (
 	"time"
 
 	"github.com/remaphore/remaphore/audit"
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -66,6 +67,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
+		return ExitOK
+	case "-version", "--version":
+		fmt.Fprintln(stdout, version.String("remaphore-audit"))
 		return ExitOK
 	case "run":
 		err = cmdRun(ctx, rest, stderr)
@@ -240,14 +244,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	s.Close()
-	conn, err := client.Dial(ctx, cfg, false, log)
+	conn, err := node.Dial(ctx, cfg, false, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	err = audit.Run(ctx, audit.RunOptions{
 		Conn:      conn,
-		Stream:    client.StreamSpec(cfg),
+		Stream:    node.StreamSpec(cfg),
 		Peers:     cfg.Peers,
 		AllowSkew: cfg.AllowSkew,
 		Consumer:  *name,

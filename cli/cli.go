@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/remaphore/remaphore/internal/exitcode"
+	"github.com/remaphore/remaphore/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -14,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
@@ -24,6 +25,7 @@ import (
 // options holds the parsed command line.
 type options struct {
 	send, request, example bool
+	version                bool
 	configPath             string
 	channel                string
 	dest                   string
@@ -75,6 +77,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
+	fs.BoolVar(&o.version, "version", false, "Print the version of this build and exit")
 	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +127,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		return printError(stderr, err)
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version.String("remaphore"))
+		return ExitOK
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -244,11 +251,11 @@ func (r *runner) loadConfig() error {
 	return nil
 }
 
-func (r *runner) streamSpec() transport.StreamSpec { return client.StreamSpec(r.cfg) }
+func (r *runner) streamSpec() transport.StreamSpec { return node.StreamSpec(r.cfg) }
 
 // connect dials the config's servers; retry keeps trying until ctx is done.
 func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, error) {
-	conn, err := client.Dial(ctx, r.cfg, retry, r.log)
+	conn, err := node.Dial(ctx, r.cfg, retry, r.log)
 	if err != nil {
 		return nil, r.dialErr(err)
 	}
@@ -256,7 +263,7 @@ func (r *runner) connect(ctx context.Context, retry bool) (*transport.Conn, erro
 }
 
 func (r *runner) dialErr(err error) error {
-	if client.IsCredentialsError(err) {
+	if node.IsCredentialsError(err) {
 		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
 	}
 	return natsErr(err)

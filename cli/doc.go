@@ -1,6 +1,12 @@
 // Package cli is the remaphore command: flags exactly as the user's
 // specification writes them, the choice of mode (send, request, receive,
-// print an example config), the output formats and the exit codes.
+// print an example config, -version), the output formats and the exit
+// codes. The protocol itself (signing, identity choice, request
+// collection, replies, the script environment) is package node's.
+//
+// The command's behaviour is written down as testscript files in
+// testdata/script (run by TestScripts, with remaphore and remaphore-audit
+// registered in-process).
 //
 // [Main] runs one invocation and returns its exit code; cmd/remaphore only
 // calls it. Errors print as "remaphore: error: …", optionally followed by

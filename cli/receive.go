@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
-	"github.com/remaphore/remaphore/client"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/script"
-	"github.com/remaphore/remaphore/sign"
-	"github.com/remaphore/remaphore/transport"
 )
 
 // receive waits for matching messages, runs the script for each, answers
@@ -48,15 +44,15 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
 		}
 	}
-	ro := client.ReceiverOptions{
+	ro := node.ReceiverOptions{
 		Config: r.cfg, Channel: o.channel, Since: o.since, Logger: r.log,
 		Filters: policy.Rules{Destination: dest, AnyDestination: o.anyDest, UUID: o.uuid, Verbs: verbs, Sender: sender},
 	}
 	if len(r.cfg.Peers) == 0 {
 		r.log.Warn("the config has no [ Peers ]: no message can be accepted", "config", r.cfg.Path)
 	}
-	rcv, err := client.StartReceiver(ctx, ro)
-	if errors.Is(err, client.ErrRules) {
+	rcv, err := node.StartReceiver(ctx, ro)
+	if errors.Is(err, node.ErrRules) {
 		return 0, usageErr("", "%v", err)
 	}
 	if err != nil {
@@ -65,7 +61,6 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		return 0, r.dialErr(err)
 	}
 	defer rcv.Close()
-	conn := rcv.Conn()
 	r.log.Info("ready", "channel", o.channel, "destination", dest, "any_destination", o.anyDest, "uuid", o.uuid, "verbs", o.verbs)
 
 	received := 0
@@ -86,8 +81,7 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "request", env.Request)
 		code := 0
 		if len(cmd.Argv) > 0 || env.Request {
-			code, err = r.handle(ctx, conn, cmd, env, v.Peer, dest)
-			if err != nil {
+			if code, err = rcv.Handle(ctx, cmd, v); err != nil {
 				return 0, err
 			}
 		}
@@ -99,83 +93,4 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return ExitOK, nil
 		}
 	}
-}
-
-// handle runs the script for an accepted message and, for a request, sends
-// the signed reply. It returns the script's exit code (-1 when it could
-// not run).
-func (r *runner) handle(ctx context.Context, conn *transport.Conn, cmd script.Command, env *sign.Envelope, from policy.Peer, dest string) (int, error) {
-	call := script.Call{Verb: env.Verb, Payload: env.Payload, Capture: env.Request, Env: []string{
-		"REMAPHORE_SENDER=" + env.Sender.String(),
-		"REMAPHORE_VERB=" + env.Verb,
-		"REMAPHORE_TIME=" + strconv.FormatInt(env.Sent.Unix(), 10),
-		"REMAPHORE_UUID=" + env.UUID,
-		"REMAPHORE_MSG=" + string(env.Payload),
-	}}
-	if !r.o.anyDest {
-		call.Env = append(call.Env, "REMAPHORE_DESTMATCH="+dest, "REMOPHORE_DESTMATCH="+dest)
-	}
-	res := script.Result{}
-	if len(cmd.Argv) > 0 {
-		var err error
-		res, err = cmd.Run(ctx, call)
-		if err != nil {
-			r.log.Warn("script failed", "err", err)
-			if res.ExitCode == 0 {
-				res.ExitCode = -1
-			}
-		}
-	}
-	if env.Request {
-		if err := r.reply(ctx, conn, env, from, dest, res); err != nil {
-			return 0, err
-		}
-	}
-	return res.ExitCode, nil
-}
-
-// reply signs the script's result with this node's identity and stores it
-// on the request's reply subject.
-func (r *runner) reply(ctx context.Context, conn *transport.Conn, req *sign.Envelope, from policy.Peer, dest string, res script.Result) error {
-	id, ok := r.replyIdentity()
-	if !ok {
-		r.log.Warn("cannot answer a request: the config has no [ Identities ] to sign with", "request", req.ID)
-		return nil
-	}
-	reqID, _ := sign.ParseID(req.ID)
-	m := &sign.Message{
-		Kind: sign.KindReply, Root: req.Root, Channel: req.Channel,
-		Dest: from.Dest, Verb: req.Verb, UUID: req.UUID, Sent: time.Now(),
-		Payload: res.Output, RequestID: reqID, ResponderDest: dest, ExitCode: int32(res.ExitCode),
-	}
-	env, err := sign.Seal(m, id.Key)
-	if err != nil {
-		return fmt.Errorf("sign reply: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultSendTimeout)
-	defer cancel()
-	if _, err := conn.Publish(pctx, r.streamSpec(), transport.ReplySubject(req.Root, req.ID), env.Body(), env.ID); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			r.log.Warn("reply not stored in time", "request", req.ID, "err", err)
-			return nil
-		}
-		r.log.Warn("reply not sent", "request", req.ID, "err", err)
-		return nil
-	}
-	r.log.Info("replied", "request", req.ID, "exit_code", res.ExitCode, "bytes", len(res.Output), "truncated", res.Truncated)
-	return nil
-}
-
-// replyIdentity is the key replies are signed with: default_identity, or
-// the first identity.
-func (r *runner) replyIdentity() (policy.Identity, bool) {
-	if !r.cfg.DefaultIdentity.IsZero() {
-		if id, ok := r.cfg.Identity(r.cfg.DefaultIdentity); ok {
-			return id, true
-		}
-	}
-	if len(r.cfg.Identities) > 0 {
-		return r.cfg.Identities[0], true
-	}
-	return policy.Identity{}, false
 }

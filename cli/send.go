@@ -2,21 +2,19 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/remaphore/remaphore/client"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
-	"github.com/remaphore/remaphore/transport"
 )
 
 // defaultSendTimeout bounds a send without -t: connect, and wait for the
 // stream's acknowledgement.
-const defaultSendTimeout = 10 * time.Second
+const defaultSendTimeout = node.SendTimeout
 
 // defaultRequestTimeout bounds -r without -t. A requester waits for every
 // expected responder, and one that is down would otherwise keep it (and
@@ -24,50 +22,37 @@ const defaultSendTimeout = 10 * time.Second
 // fleet's health checks; longer scripts need an explicit -t.
 var defaultRequestTimeout = time.Minute
 
-// prepare builds and signs the message for -s and -r.
+// prepare builds and signs the message for -s and -r, turning node's
+// errors into the flags' usage errors and hints.
 func (r *runner) prepare(request bool) (*sign.Envelope, policy.Pattern, error) {
-	pattern := policy.AnyDestination
-	if r.o.dest != "" {
-		pattern = r.o.dest
-	}
-	pat, err := policy.ParsePattern(pattern)
-	if err != nil {
-		return nil, pat, usageErr("write segments like com.crypto.*.us or com.crypto.**", "-D: %v", err)
-	}
 	verb, err := r.sendVerb()
+	m := node.Message{Channel: r.o.channel, Dest: r.o.dest, Verb: verb, UUID: r.o.uuid, Payload: []byte(strings.Join(r.o.args, " "))}
+	// The pattern is checked first: a bad -D is the error the user sees
+	// even when -v is bad too.
+	pat, perr := m.Check()
+	var me *node.MessageError
+	if errors.As(perr, &me) && me.Field == node.FieldDest {
+		return nil, pat, usageErr("write segments like com.crypto.*.us or com.crypto.**", "-D: %v", me.Err)
+	}
 	if err != nil {
 		return nil, pat, err
 	}
-	explicit, err := r.pubkeyFlag()
-	if err != nil {
+	if m.From, err = r.pubkeyFlag(); err != nil {
 		return nil, pat, err
 	}
-	if len(r.o.uuid) > sign.MaxUUID {
-		return nil, pat, usageErr("", "-u is %d bytes, limit %d", len(r.o.uuid), sign.MaxUUID)
-	}
-	payload := strings.Join(r.o.args, " ")
-	if len(payload) > sign.MaxPayload {
-		return nil, pat, usageErr("remaphore is for coordination, not file transfer", "message is %d bytes, limit %d", len(payload), sign.MaxPayload)
+	if errors.As(perr, &me) {
+		if me.Field == node.FieldUUID {
+			return nil, pat, usageErr("", "-u is %d bytes, limit %d", me.Size, me.Limit)
+		}
+		return nil, pat, usageErr("remaphore is for coordination, not file transfer", "message is %d bytes, limit %d", me.Size, me.Limit)
 	}
 	if err := r.loadConfig(); err != nil {
 		return nil, pat, err
 	}
-	id, err := policy.ChooseIdentity(r.cfg.Identities, r.cfg.DefaultIdentity, explicit, verb)
-	if err != nil {
-		return nil, pat, usageErr(r.identityHint(explicit, verb), "%v", err)
+	env, err := node.Seal(r.cfg, m, request)
+	if errors.Is(err, policy.ErrNoIdentity) {
+		return nil, pat, usageErr(r.identityHint(m.From, verb), "%v", err)
 	}
-	m := &sign.Message{
-		Kind:    sign.KindMsg,
-		Root:    r.cfg.Subject,
-		Channel: r.o.channel,
-		Dest:    pattern,
-		Verb:    verb,
-		UUID:    r.o.uuid,
-		Sent:    time.Now(),
-		Request: request,
-		Payload: []byte(payload),
-	}
-	env, err := sign.Seal(m, id.Key)
 	if err != nil {
 		return nil, pat, usageErr("", "%v", err)
 	}
@@ -111,7 +96,7 @@ func (r *runner) send(ctx context.Context) error {
 	}
 	defer conn.Close()
 	r.log.Debug("connected", "elapsed", time.Since(start), "server", conn.NATS().ConnectedUrlRedacted())
-	seq, err := conn.Publish(ctx, r.streamSpec(), transport.MsgSubject(r.cfg.Subject, r.o.channel), env.Body(), env.ID)
+	seq, err := node.Send(ctx, conn, r.cfg, env)
 	if err != nil {
 		return natsErr(err)
 	}
@@ -126,24 +111,7 @@ func (r *runner) request(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// A node never answers its own request (a receiver on this host is
-	// another process, but the requester cannot tell), so a peer whose
-	// key is one of this node's identities is never waited for.
-	own := make(map[sign.PublicKey]bool, len(r.cfg.Identities))
-	for _, id := range r.cfg.Identities {
-		own[id.Key.Public()] = true
-	}
-	var expected []policy.Peer
-	var self []string
-	for _, p := range r.cfg.Peers {
-		switch {
-		case !pat.Match(p.Dest):
-		case own[p.Key]:
-			self = append(self, p.Dest)
-		default:
-			expected = append(expected, p)
-		}
-	}
+	expected, self := node.Responders(r.cfg, pat)
 	if len(expected) == 0 {
 		if len(self) > 0 {
 			return 0, usageErr("-r waits for the other [ Peers ] in "+r.cfg.Path+" whose destination matches -D", "the only peers matching %q (%s) are this node's own identities: nobody else to wait for", pat, strings.Join(self, " "))
@@ -158,89 +126,44 @@ func (r *runner) request(ctx context.Context) (int, error) {
 		ctx, cancel = context.WithTimeoutCause(ctx, defaultRequestTimeout, ranOut(fmt.Sprintf("-r's default bound of %s ran out; give -t for longer", defaultRequestTimeout)))
 		defer cancel()
 	}
-	reqID, _ := sign.ParseID(env.ID)
-	checker, err := policy.NewChecker(policy.Rules{
-		Root: r.cfg.Subject, Channel: r.o.channel, Kind: sign.KindReply,
-		Peers: expected, AllowSkew: r.cfg.AllowSkew, RequestID: reqID,
-	})
-	if err != nil {
-		return 0, usageErr("", "%v", err)
-	}
 	conn, err := r.connect(ctx, false)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	spec := r.streamSpec()
-	// Listen for replies before the request exists, so none can be missed.
-	sub, err := conn.Subscribe(ctx, transport.SubscribeOptions{Stream: spec, Subject: transport.ReplySubject(r.cfg.Subject, env.ID)})
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, natsErr(fmt.Errorf("%w: timed out before the reply listener was ready", err))
-		}
-		return 0, natsErr(err)
-	}
-	defer sub.Close()
-	if _, err := conn.Publish(ctx, spec, transport.MsgSubject(r.cfg.Subject, r.o.channel), env.Body(), env.ID); err != nil {
-		return 0, natsErr(err)
-	}
-	r.log.Info("request sent", "id", env.ID, "verb", env.Verb, "dest", env.Dest, "expected", len(expected))
-
 	w := newRecordWriter(r.stdout, isTerminal(r.stdout))
-	// Ignored replies are the work of whoever may publish: log a few of
-	// each reason, then count.
-	ignoredLog := client.NewRefusalLog(r.log, "ignored reply", 0, 0)
-	defer ignoredLog.Flush()
-	answered := make(map[sign.PublicKey]bool, len(expected))
-	var failed []string
-	for len(answered) < len(expected) {
-		select {
-		case <-ctx.Done():
-			return r.missing(ctx, expected, answered)
-		case d := <-sub.C:
-			v := checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
-			if !v.Accepted() {
-				ignoredLog.Log(slog.LevelWarn, v.Reason.String(), "detail", v.Detail, "seq", d.Seq)
-				continue
-			}
-			if answered[v.Env.Sender] {
-				ignoredLog.Log(slog.LevelWarn, "second-reply", "responder", v.Peer.Dest, "seq", d.Seq)
-				continue
-			}
-			answered[v.Env.Sender] = true
-			if v.Env.ExitCode != 0 {
-				failed = append(failed, v.Peer.Dest)
-			}
-			if err := w.write(v.Peer.Dest, int(v.Env.ExitCode), v.Env.Payload); err != nil {
-				return 0, err
-			}
-		}
+	out, err := node.Request(ctx, conn, r.cfg, env, node.RequestOptions{
+		Expected: expected, Logger: r.log,
+		OnAnswer: func(a node.Answer) error { return w.write(a.Responder.Dest, a.ExitCode, a.Output) },
+	})
+	if errors.Is(err, node.ErrRules) {
+		return 0, usageErr("", "%v", err)
 	}
-	if len(failed) > 0 {
+	if err != nil {
+		return 0, natsErr(err)
+	}
+	return r.exitOf(ctx, out)
+}
+
+// exitOf says on stderr who did not answer or who failed, and returns the
+// exit code of the outcome, or the signal's error when a signal ended the
+// wait.
+func (r *runner) exitOf(ctx context.Context, out *node.Outcome) (int, error) {
+	n := len(out.Expected)
+	switch {
+	case !out.Complete():
+		if sig := signalOf(ctx); sig != nil {
+			// Main says which signal stopped the wait.
+			fmt.Fprintf(r.stderr, "remaphore: no answer from %d of %d responders: %s\n", len(out.Missing), n, strings.Join(out.Missing, " "))
+			return 0, sig
+		}
+		fmt.Fprintf(r.stderr, "remaphore: no answer from %d of %d responders (%v): %s\n", len(out.Missing), n, context.Cause(ctx), strings.Join(out.Missing, " "))
+		return ExitTimeout, nil
+	case len(out.Failed) > 0:
 		// Every responder answered, and some failed: a
 		// "remaphore -r healthcheck && deploy" must stop here.
-		sort.Strings(failed)
-		fmt.Fprintf(r.stderr, "remaphore: %d of %d responders answered with a non-zero exit code: %s\n", len(failed), len(expected), strings.Join(failed, " "))
+		fmt.Fprintf(r.stderr, "remaphore: %d of %d responders answered with a non-zero exit code: %s\n", len(out.Failed), n, strings.Join(out.Failed, " "))
 		return ExitScript, nil
 	}
 	return ExitOK, nil
-}
-
-// missing names the responders that did not answer on stderr, and returns
-// the timeout code, or the signal's error when a signal ended the wait.
-func (r *runner) missing(ctx context.Context, expected []policy.Peer, answered map[sign.PublicKey]bool) (int, error) {
-	var names []string
-	for _, p := range expected {
-		if !answered[p.Key] {
-			names = append(names, p.Dest)
-		}
-	}
-	sort.Strings(names)
-	if sig := signalOf(ctx); sig != nil {
-		// Main says which signal stopped the wait.
-		fmt.Fprintf(r.stderr, "remaphore: no answer from %d of %d responders: %s\n", len(names), len(expected), strings.Join(names, " "))
-		return 0, sig
-	}
-	fmt.Fprintf(r.stderr, "remaphore: no answer from %d of %d responders (%v): %s\n", len(names), len(expected), context.Cause(ctx), strings.Join(names, " "))
-	return ExitTimeout, nil
 }

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,82 +121,4 @@ func TestSenderServerDown(t *testing.T) {
 		s := run(t, "sender", "-c", cfg, "-s", "hello")
 		expectCode(t, s, s.code, exitOK)
 	})
-}
-
-// Usage errors exit 2 with one "remaphore: error:" line, before any
-// connection attempt.
-func TestUsageErrors(t *testing.T) {
-	dir := t.TempDir()
-	user := natstest.NewUser(t, dir)
-	self := newNode(t, "com.test.self")
-	stranger := newNode(t, "com.test.stranger")
-	cfg := writeConf(t, dir, "self", conf{
-		servers: []string{"nats://127.0.0.1:1"}, creds: user.SeedFile, dest: self.dest,
-		identities: []identity{{key: self.key, verbs: "ping"}},
-		peers:      []peer{peerOf(stranger, "ping")},
-	})
-	missing := filepath.Join(dir, "missing.conf")
-	// A config with private keys that others may read is refused.
-	openCfg := filepath.Join(dir, "open.conf")
-	data, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(openCfg, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(openCfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		args []string
-		want string // in the error line
-	}{
-		{"send-and-request", []string{"-c", cfg, "-s", "-r"}, "-s and -r"},
-		{"any-and-named-destination", []string{"-c", cfg, "-d", "-D", "com.test.x", "-t", "1s"}, "-d and -D"},
-		{"bad-duration", []string{"-c", cfg, "-t", "soon"}, "-t"},
-		{"send-unknown-identity", []string{"-c", cfg, "-s", "-p", stranger.pub().String()}, stranger.pub().String()},
-		{"send-bad-pattern", []string{"-c", cfg, "-s", "-D", "com.**.x"}, "-D"},
-		{"request-bad-pattern", []string{"-c", cfg, "-r", "-D", "com.**.x"}, "-D"},
-		{"missing-config-send", []string{"-c", missing, "-s"}, missing},
-		{"missing-config-receive", []string{"-c", missing, "-t", "1s"}, missing},
-		{"unknown-flag", []string{"-c", cfg, "-x"}, "-x"},
-		{"send-with-once", []string{"-c", cfg, "-s", "-o"}, "-o"},
-		{"send-two-verbs", []string{"-c", cfg, "-s", "-v", "a,b"}, "-v"},
-		{"bad-channel", []string{"-c", cfg, "-S", "a.b", "-t", "1s"}, "-S"},
-		{"bad-log-level", []string{"-c", cfg, "-log", "loud", "-t", "1s"}, "-log"},
-		{"receive-bad-name", []string{"-c", cfg, "-D", "com.*.x", "-t", "1s"}, "-D"},
-		{"receive-bad-key", []string{"-c", cfg, "-p", "not-a-key", "-t", "1s"}, "-p"},
-		{"missing-script", []string{"-c", cfg, "-t", "1s", filepath.Join(dir, "no-such-script")}, "no-such-script"},
-		{"request-nobody-to-wait-for", []string{"-c", cfg, "-r", "-D", "com.nobody.**"}, "com.nobody.**"},
-		{"config-open-to-others", []string{"-c", openCfg, "-s"}, openCfg},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := run(t, "remaphore", tc.args...)
-			if !expectCode(t, p, p.code, exitUsage) {
-				return
-			}
-			lines := errorLines(p.stderr.String())
-			if len(lines) != 1 {
-				t.Errorf("%d \"remaphore: error:\" lines, want 1\n%s", len(lines), p.describe())
-				return
-			}
-			if !strings.Contains(lines[0], tc.want) {
-				t.Errorf("error line %q does not mention %q", lines[0], tc.want)
-			}
-			// Nothing else but the error and an optional hint: no usage
-			// dump, no log noise.
-			for _, l := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
-				if !strings.HasPrefix(l, "remaphore: error:") && !strings.HasPrefix(l, "remaphore: hint:") {
-					t.Errorf("stderr holds more than the error and its hint: %q\n%s", l, p.describe())
-					break
-				}
-			}
-			if p.elapsed > 2*time.Second {
-				t.Errorf("took %v: a usage error must not wait for anything", p.elapsed)
-			}
-		})
-	}
 }

@@ -4,7 +4,7 @@ package integration
 // rights (or a hostile responder) tried against receivers and requesters,
 // and what now holds. The memory figure under 10,000 forgeries is measured
 // in-process, where the receiver's heap can be told apart from the NATS
-// server's: client.TestReceiverHeapUnderForgeries (and sign's
+// server's: node.TestReceiverHeapUnderForgeries (and sign's
 // TestVerifier_ForgeriesDoNotWarmUp).
 
 import (
@@ -24,8 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	rclient "github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	rnode "github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/sign"
 	"github.com/remaphore/remaphore/transport"
 )
@@ -93,7 +93,7 @@ func TestHostileSinceBacklog(t *testing.T) {
 	subject := transport.MsgSubject(root, channel)
 	ctx := ctxFor(t, 60*time.Second)
 	if _, err := cl.js.CreateStream(ctx, jetstream.StreamConfig{Name: transport.StreamName(root), Subjects: []string{root + ".>"},
-		Duplicates: transport.DuplicateWindow(cfg.AllowSkew), MaxMsgSize: rclient.StreamSpec(cfg).MaxMsgSize, Storage: jetstream.FileStorage}); err != nil {
+		Duplicates: transport.DuplicateWindow(cfg.AllowSkew), MaxMsgSize: rnode.StreamSpec(cfg).MaxMsgSize, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatalf("create the stream: %v", err)
 	}
 	env := message(t, sender.key, channel, func(m *sign.Message) { m.Payload = []byte("backlog") })
@@ -106,7 +106,7 @@ func TestHostileSinceBacklog(t *testing.T) {
 
 	var logs syncBuffer
 	ahead := func() time.Time { return time.Now().Add(2*time.Minute + 15*time.Second) }
-	rcv, err := rclient.StartReceiver(ctx, rclient.ReceiverOptions{
+	rcv, err := rnode.StartReceiver(ctx, rnode.ReceiverOptions{
 		Config: cfg, Channel: channel, Since: 10 * time.Minute, Now: ahead,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -221,8 +221,8 @@ func TestHostileForgeryFlood(t *testing.T) {
 	}{{"bad-signature", forgeries}, {"unknown-sender", junk}} {
 		logged := strings.Count(errs, `msg="rejected message" reason=`+c.reason+" ")
 		// Ten per reason per minute: a slow run may span two minutes.
-		if logged < rclient.DefaultRefusalBurst || logged > 2*rclient.DefaultRefusalBurst {
-			t.Errorf("%d %s lines logged one by one, want %d (or %d if the run spanned two intervals)", logged, c.reason, rclient.DefaultRefusalBurst, 2*rclient.DefaultRefusalBurst)
+		if logged < rnode.DefaultRefusalBurst || logged > 2*rnode.DefaultRefusalBurst {
+			t.Errorf("%d %s lines logged one by one, want %d (or %d if the run spanned two intervals)", logged, c.reason, rnode.DefaultRefusalBurst, 2*rnode.DefaultRefusalBurst)
 		}
 		if logged+suppressed[c.reason] != c.total {
 			t.Errorf("%s: %d logged + %d in summaries = %d, want all %d refusals accounted for", c.reason, logged, suppressed[c.reason], logged+suppressed[c.reason], c.total)

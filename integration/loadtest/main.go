@@ -1,11 +1,16 @@
 // Command loadtest simulates many waiting remaphore receivers in one
 // process, each with its own NATS connection and consumer, through the same
-// code the remaphore command runs (client.StartReceiver and Next). It sends
+// code the remaphore command runs (node.StartReceiver and Next). It sends
 // one message with the real `remaphore -s`, and prints how long it took
 // until all receivers were ready, how long from the send until the last one
 // accepted the message, errors by kind, and the server's memory per waiting
 // receiver (from its monitoring endpoint). The same run measures N plain
 // core NATS subscriptions as the floor. scripts/scale.sh runs it.
+//
+// With -mode request the N receivers are responders, each a node of its
+// own (destination and key), and one node.Request (what remaphore -r
+// runs) asks them all: it prints how long from the request until the last
+// answer arrived, and how many answered.
 package main
 
 import (
@@ -26,9 +31,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/remaphore/remaphore/client"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/script"
 	"github.com/remaphore/remaphore/sign"
 )
 
@@ -43,10 +49,14 @@ func main() {
 		bin      = flag.String("remaphore", "remaphore", "the remaphore `binary` that sends")
 		timeout  = flag.Duration("timeout", 2*time.Minute, "bound for the whole run")
 		core     = flag.Bool("core", true, "also measure N core subscriptions as the floor")
+		mode     = flag.String("mode", "receive", "receive: N receivers accept one message sent with remaphore -s; request: N responders answer one node.Request")
 	)
 	flag.Parse()
 	if *creds == "" {
 		fatal("-creds is required")
+	}
+	if *mode != "receive" && *mode != "request" {
+		fatal(fmt.Sprintf("-mode %q: use receive or request", *mode))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -68,8 +78,17 @@ func main() {
 	run(ctx, *bin, "-c", sendConf, "-s", "-u", "warmup")
 	memBefore := serverMem(*monitor)
 
+	if *mode == "request" {
+		fmt.Printf("remaphore responders: n=%d burst=%v\n", *n, *burst)
+		res := runRequest(ctx, common, sender, *n, *burst, *parallel)
+		res.print()
+		if res.errors > 0 || res.accepted != *n {
+			os.Exit(1)
+		}
+		return
+	}
 	fmt.Printf("remaphore receivers: n=%d burst=%v\n", *n, *burst)
-	res := runReceivers(ctx, cfg, *n, *burst, *parallel, func() time.Time {
+	res := runReceivers(ctx, func(int) *config.Config { return cfg }, *n, *burst, *parallel, false, func() time.Time {
 		t := time.Now()
 		run(ctx, *bin, "-c", sendConf, "-s", "-u", "loadtest")
 		return t
@@ -138,15 +157,19 @@ func starter(n int, burst bool, parallel int, start func(i int)) {
 	wg.Wait()
 }
 
-func runReceivers(ctx context.Context, cfg *config.Config, n int, burst bool, parallel int, send func() time.Time, waiting func()) result {
+// runReceivers starts n receivers (receiver i with cfgOf(i)), calls
+// waiting once all are ready, then send, and waits for each to accept one
+// message; with respond each answers it (node's Receiver.Handle, no
+// script).
+func runReceivers(ctx context.Context, cfgOf func(i int) *config.Config, n int, burst bool, parallel int, respond bool, send func() time.Time, waiting func()) result {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	res := result{n: n, errKinds: map[string]int{}}
 	var mu sync.Mutex
-	rcvs := make([]*client.Receiver, n)
+	rcvs := make([]*node.Receiver, n)
 	t0 := time.Now()
 	var lastReady atomic.Int64
 	starter(n, burst, parallel, func(i int) {
-		r, err := client.StartReceiver(ctx, client.ReceiverOptions{Config: cfg, Channel: "all", Logger: log, Filters: uuidFilter("loadtest")})
+		r, err := node.StartReceiver(ctx, node.ReceiverOptions{Config: cfgOf(i), Channel: "all", Logger: log, Filters: uuidFilter("loadtest")})
 		if err != nil {
 			mu.Lock()
 			res.errors++
@@ -174,8 +197,15 @@ func runReceivers(ctx context.Context, cfg *config.Config, n int, burst bool, pa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := r.Next(ctx); err == nil {
-				accepts <- time.Now()
+			v, _, err := r.Next(ctx)
+			if err != nil {
+				return
+			}
+			accepts <- time.Now()
+			if respond {
+				if _, err := r.Handle(ctx, script.Command{}, v); err != nil {
+					fmt.Fprintln(os.Stderr, "loadtest: reply:", err)
+				}
 			}
 		}()
 	}
@@ -191,6 +221,56 @@ func runReceivers(ctx context.Context, cfg *config.Config, n int, burst bool, pa
 			rcvs[i].Close()
 		}
 	})
+	return res
+}
+
+// runRequest starts n responders, each a node of its own that trusts the
+// sender, and has the sender (trusting all of them) ask them one request
+// through node.Request. The result's accepted and lastAccept are the
+// answers the requester collected and when the last one arrived.
+func runRequest(ctx context.Context, common string, sender sign.PrivateKey, n int, burst bool, parallel int) result {
+	cfgs := make([]*config.Config, n)
+	var peers strings.Builder
+	for i := range cfgs {
+		k, _ := sign.GenerateKey(nil)
+		dest := fmt.Sprintf("com.load.r%05d", i)
+		fmt.Fprintf(&peers, "%s %s [ping]\n", dest, k.Public())
+		var err error
+		cfgs[i], err = config.Parse(dest+".conf", []byte(common+fmt.Sprintf("destination: %s\n[ Identities ]\n%s %s [ping]\n[ Peers ]\ncom.load.sender %s [ping]\n",
+			dest, k.Public(), k.Base58(), sender.Public())))
+		check(err)
+	}
+	reqCfg, err := config.Parse("requester.conf", []byte(common+fmt.Sprintf("destination: com.load.sender\n[ Identities ]\n%s %s [*]\n[ Peers ]\n%s",
+		sender.Public(), sender.Base58(), peers.String())))
+	check(err)
+	conn, err := node.Dial(ctx, reqCfg, false, nil)
+	check(err)
+	defer conn.Close()
+	msg := node.Message{Channel: "all", UUID: "loadtest", Dest: "com.load.**"}
+	pat, err := msg.Check()
+	check(err)
+	env, err := node.Seal(reqCfg, msg, true)
+	check(err)
+	expected, _ := node.Responders(reqCfg, pat)
+	var sent time.Time
+	var last time.Duration
+	done := make(chan *node.Outcome, 1)
+	res := runReceivers(ctx, func(i int) *config.Config { return cfgs[i] }, n, burst, parallel, true, func() time.Time {
+		sent = time.Now()
+		go func() {
+			out, err := node.Request(ctx, conn, reqCfg, env, node.RequestOptions{Expected: expected,
+				OnAnswer: func(node.Answer) error { last = time.Since(sent); return nil }})
+			check(err)
+			done <- out
+		}()
+		return sent
+	}, func() {})
+	out := <-done
+	fmt.Printf("  responders accepted the request: %d/%d, last %v after it\n", res.accepted, n, res.lastAccept.Round(time.Millisecond))
+	res.accepted, res.lastAccept = len(out.Answers), last
+	if len(out.Missing) > 0 {
+		res.errKinds[fmt.Sprintf("no answer (first: %s)", out.Missing[0])] = len(out.Missing)
+	}
 	return res
 }
 

@@ -8,12 +8,21 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 )
+
+// TB is what natstest needs of a test: a subset of testing.TB, so that an
+// Example, which has no *testing.T, can start a server with a stand-in.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
 
 // User is an nkey user the servers accept.
 type User struct {
@@ -23,7 +32,7 @@ type User struct {
 }
 
 // NewUser makes an nkey user with its seed written to a 0600 file in dir.
-func NewUser(t testing.TB, dir string) User {
+func NewUser(t TB, dir string) User {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -62,19 +71,19 @@ func (c *Cluster) URLs() []string {
 }
 
 // Start runs one JetStream server with nkey auth.
-func Start(t testing.TB) *Cluster {
+func Start(t TB) *Cluster {
 	t.Helper()
 	return start(t, 1)
 }
 
 // StartCluster runs n JetStream servers in one cluster and waits until
 // JetStream has a meta leader.
-func StartCluster(t testing.TB, n int) *Cluster {
+func StartCluster(t TB, n int) *Cluster {
 	t.Helper()
 	return start(t, n)
 }
 
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +92,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func start(t testing.TB, n int) *Cluster {
+func start(t TB, n int) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{User: NewUser(t, dir), Dir: dir}
 	routePorts := make([]int, n)
@@ -168,7 +177,7 @@ func (c *Cluster) Stop(i int) {
 // deployment uses (integration/compose/auth.conf.tmpl). It adds what
 // belongs to the test: a free port on 127.0.0.1, JetStream stored in
 // t.TempDir(), no logging and no signal handlers; conf must not set them.
-func StartConfig(t testing.TB, conf string) *Server {
+func StartConfig(t TB, conf string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nats.conf")

@@ -1,4 +1,4 @@
-package client
+package node
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // ReceiverOptions configure a Receiver.
 type ReceiverOptions struct {
 	Config  *config.Config
-	Channel string
+	Channel string // "" is transport.DefaultChannel, as for a Message
 	// Filters holds the receiver's own filters: Destination (default: the
 	// config's), AnyDestination, UUID, Verbs, Sender. The security rules
 	// (root, channel, peers, skew) come from Config.
@@ -39,7 +39,9 @@ type Receiver struct {
 	checker *policy.Checker
 	log     *slog.Logger
 	refused *RefusalLog
-	dest    string
+	cfg     *config.Config
+	dest    string // this node's name in replies and REMAPHORE_DESTMATCH
+	anyDest bool
 }
 
 // newChecker builds the policy checker a receiver with o applies.
@@ -62,11 +64,15 @@ func newChecker(o ReceiverOptions) (*policy.Checker, string, error) {
 		r.Started = now()
 		r.Since = r.Started.Add(-o.Since)
 	}
-	if r.Destination == "" && !r.AnyDestination {
-		r.Destination = c.Destination
+	name := r.Destination
+	if name == "" {
+		name = c.Destination
+	}
+	if !r.AnyDestination {
+		r.Destination = name
 	}
 	ch, err := policy.NewChecker(r)
-	return ch, r.Destination, err
+	return ch, name, err
 }
 
 // ErrRules: the receiver's filters or the config's rules are invalid (a
@@ -81,11 +87,15 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.Channel == "" {
+		o.Channel = transport.DefaultChannel
+	}
 	checker, dest, err := newChecker(o)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
-	r := &Receiver{conn: o.Conn, checker: checker, log: log, refused: NewRefusalLog(log, "rejected message", 0, 0), dest: dest}
+	r := &Receiver{conn: o.Conn, checker: checker, log: log, refused: NewRefusalLog(log, "rejected message", 0, 0),
+		cfg: o.Config, dest: dest, anyDest: o.Filters.AnyDestination}
 	if r.conn == nil {
 		if r.conn, err = Dial(ctx, o.Config, true, log); err != nil {
 			return nil, err
@@ -107,7 +117,8 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	return r, nil
 }
 
-// Destination is the name this receiver matches patterns against.
+// Destination is this node's name: the one it matches patterns against
+// (unless it matches any destination) and answers requests as.
 func (r *Receiver) Destination() string { return r.dest }
 
 // Conn is the receiver's connection (a responder publishes replies on it).

@@ -1,9 +1,4 @@
-// Package client connects a configured remaphore node to NATS. It turns a
-// config into transport settings ([Dial], [StreamSpec]) and holds the
-// waiting side as a library ([Receiver]): one connection, one live
-// consumer on a channel, one policy checker. The remaphore command and the
-// load tool both use it, so what the load tool measures is what runs.
-package client
+package node
 
 import (
 	"context"
