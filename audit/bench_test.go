@@ -76,6 +76,7 @@ var (
 	backlogOnce sync.Once
 	theBacklog  *backlog
 	bareRate    atomic.Value // float64 msgs/s of the bare AckAll consumer, for the ratio
+	bareCPU     atomic.Value // float64 CPU ns per message of the same
 )
 
 func getBacklog(b *testing.B) *backlog {
@@ -222,13 +223,14 @@ func BenchmarkIngestBacklog(b *testing.B) {
 	b.Run("bare-ackall", func(b *testing.B) {
 		bl := getBacklog(b)
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), processCPU()
 		for b.Loop() {
 			bare(b, bl, true)
 		}
 		rate := float64(bl.n*b.N) / time.Since(start).Seconds()
 		bareRate.Store(rate)
 		b.ReportMetric(rate, "msgs/s")
+		bareCPU.Store(reportCPU(b, processCPU()-cpu, bl.n*b.N, nil))
 	})
 	b.Run("bare-ackeach", func(b *testing.B) {
 		bl := getBacklog(b)
@@ -240,16 +242,17 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		b.ReportMetric(float64(bl.n*b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
 	b.Run("auditor", func(b *testing.B) {
-		auditorIngest(b, getBacklog(b), &bareRate)
+		auditorIngest(b, getBacklog(b), &bareRate, &bareCPU)
 	})
 }
 
 // auditorIngest runs the auditor over bl's backlog b.N times, each into a
 // new database, and reports its rate and the ratio to the bare consumer's
-// (bareRate, when that ran first). Every peer message must be stored.
-func auditorIngest(b *testing.B, bl *backlog, bareRate *atomic.Value) {
+// (bareRate, when that ran first), and its CPU per message beside the
+// bare consumer's (bareCPU). Every peer message must be stored.
+func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU *atomic.Value) {
 	{
-		var elapsed time.Duration
+		var elapsed, cpu time.Duration
 		for b.Loop() {
 			b.StopTimer()
 			db := filepath.Join(b.TempDir(), "audit.db")
@@ -267,7 +270,7 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate *atomic.Value) {
 					}
 				}}
 			b.StartTimer()
-			begin = time.Now()
+			begin, cpu0 := time.Now(), processCPU()
 			go func() { done <- audit.Run(ctx, o) }()
 			select {
 			case <-caught:
@@ -275,6 +278,7 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate *atomic.Value) {
 				b.Fatalf("auditor stopped: %v", err)
 			}
 			elapsed += time.Since(begin)
+			cpu += processCPU() - cpu0
 			b.StopTimer()
 			cancel()
 			if err := <-done; err != nil {
@@ -297,6 +301,7 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate *atomic.Value) {
 		if br, ok := bareRate.Load().(float64); ok {
 			b.ReportMetric(rate/br, "x-bare")
 		}
+		reportCPU(b, cpu, bl.n*b.N, bareCPU)
 	}
 }
 
@@ -304,6 +309,7 @@ var (
 	floodOnce     sync.Once
 	theFlood      *backlog
 	floodBareRate atomic.Value
+	floodBareCPU  atomic.Value
 )
 
 // getFlood is a server whose stream (root "flood") holds a flood from a
@@ -371,16 +377,17 @@ func BenchmarkIngestFlood(b *testing.B) {
 	b.Run("bare-ackall", func(b *testing.B) {
 		bl := getFlood(b)
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), processCPU()
 		for b.Loop() {
 			bare(b, bl, true)
 		}
 		rate := float64(bl.n*b.N) / time.Since(start).Seconds()
 		floodBareRate.Store(rate)
 		b.ReportMetric(rate, "msgs/s")
+		floodBareCPU.Store(reportCPU(b, processCPU()-cpu, bl.n*b.N, nil))
 	})
 	b.Run("auditor", func(b *testing.B) {
-		auditorIngest(b, getFlood(b), &floodBareRate)
+		auditorIngest(b, getFlood(b), &floodBareRate, &floodBareCPU)
 	})
 }
 
@@ -657,4 +664,24 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(vsBodies)*b.N)/time.Since(start).Seconds(), "records/s")
 	})
+}
+
+// reportCPU reports cpu over n messages as cpu-ns/msg and returns it.
+// With bare holding the bare consumer's figure (nil for the bare consumer
+// itself) it also reports x-bare-cpu, the bare consumer's CPU per message
+// over this one's: the CPU-bound counterpart of x-bare, which stays put
+// when other processes load the machine and the wall-clock rate does not.
+func reportCPU(b *testing.B, cpu time.Duration, n int, bare *atomic.Value) float64 {
+	if cpu <= 0 || n <= 0 {
+		return 0
+	}
+	per := float64(cpu.Nanoseconds()) / float64(n)
+	b.ReportMetric(per, "cpu-ns/msg")
+	if bare == nil {
+		return per
+	}
+	if v, ok := bare.Load().(float64); ok && v > 0 {
+		b.ReportMetric(v/per, "x-bare-cpu")
+	}
+	return per
 }

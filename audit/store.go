@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -250,10 +251,16 @@ func (e *Entry) bound() {
 	}
 	e.bounded = true
 	e.bodySize, e.bodySHA = uint64(len(e.Body)), sha256.Sum256(e.Body)
-	e.Body = bytes.Clone(e.Body[:min(len(e.Body), RefusedKeep)])
 	if len(e.HeaderID) > RefusedKeep {
-		e.HeaderID = e.HeaderID[:RefusedKeep]
+		e.HeaderID = strings.Clone(e.HeaderID[:RefusedKeep])
 	}
+	if len(e.Body) <= RefusedKeep {
+		// Kept whole: the message's own buffer is no larger than the
+		// copy would be, and a flood of small refusals is not worth a
+		// copy each (nor is its payload, which is no larger).
+		return
+	}
+	e.Body = bytes.Clone(e.Body[:RefusedKeep])
 	if e.Env != nil {
 		env := *e.Env
 		env.Payload = bytes.Clone(env.Payload[:min(len(env.Payload), RefusedKeep)])
