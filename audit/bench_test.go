@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/auditcli"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/policy"
@@ -182,7 +183,7 @@ func bare(b *testing.B, bl *backlog, ackAll bool) {
 		b.Fatal(err)
 	}
 	cfg := jetstream.ConsumerConfig{Durable: fmt.Sprintf("bare-%d", consumerN.Add(1)), AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubject: bl.spec.Root + ".>", MaxAckPending: 8 * audit.DefaultBatch, AckWait: time.Minute}
+		FilterSubject: bl.spec.Root + ".>", MaxAckPending: 8 * ingest.DefaultBatch, AckWait: time.Minute}
 	if ackAll {
 		cfg.AckPolicy = jetstream.AckAllPolicy
 	}
@@ -193,7 +194,7 @@ func bare(b *testing.B, bl *backlog, ackAll bool) {
 	defer st.DeleteConsumer(ctx, cfg.Durable)
 	n := 0
 	for n < bl.n {
-		batch, err := cons.Fetch(audit.DefaultBatch, jetstream.FetchMaxWait(audit.DefaultFetchWait))
+		batch, err := cons.Fetch(ingest.DefaultBatch, jetstream.FetchMaxWait(ingest.DefaultFetchWait))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -261,17 +262,17 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU *atomic.Value) {
 			var begin time.Time
 			caught := make(chan struct{})
 			var once sync.Once
-			o := audit.RunOptions{Conn: bl.conn, Stream: bl.spec, Peers: bl.peers, AllowSkew: 5 * time.Second,
+			o := ingest.RunOptions{Conn: bl.conn, Stream: bl.spec, Peers: bl.peers, AllowSkew: 5 * time.Second,
 				Consumer: fmt.Sprintf("audit-%d", consumerN.Add(1)), DB: db,
 				Workers: envInt("AUDIT_BENCH_WORKERS", 0), Batch: envInt("AUDIT_BENCH_BATCH", 0),
-				OnCommit: func(c audit.CommitInfo) {
+				OnCommit: func(c ingest.CommitInfo) {
 					if c.Last >= uint64(bl.n) {
 						once.Do(func() { close(caught) })
 					}
 				}}
 			b.StartTimer()
 			begin, cpu0 := time.Now(), processCPU()
-			go func() { done <- audit.Run(ctx, o) }()
+			go func() { done <- ingest.Run(ctx, o) }()
 			select {
 			case <-caught:
 			case err := <-done:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/remaphore/remaphore/internal/exitcode"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/remaphore/remaphore/audit/ingest"
+	"github.com/remaphore/remaphore/internal/exitcode"
 
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/client"
@@ -196,7 +198,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	name := c.fs.String("name", "", "durable consumer `name` (default: remaphore-audit-HOST-HASH, from the host and the database file's path, so that each auditor has its own)")
 	maxRejected := c.fs.Int("max-rejected", audit.DefaultMaxRejected, "most refused records kept; the oldest are evicted first")
 	maxRejectedBytes := c.fs.Int64("max-rejected-bytes", 0, "most `bytes` the refused records may take; the oldest are evicted first (default: audit_refused_max_bytes from the config, else 268435456)")
-	batch := c.fs.Int("batch", audit.DefaultBatch, "most messages fetched and committed at once")
+	batch := c.fs.Int("batch", ingest.DefaultBatch, "most messages fetched and committed at once")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -209,7 +211,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageErr("", "-batch %d: must be from 1 to 10000", *batch)
 	}
 	if *name != "" {
-		if err := audit.ValidConsumerName(*name); err != nil {
+		if err := ingest.ValidConsumerName(*name); err != nil {
 			return usageErr("a consumer name is one word of letters, digits, - and _, like remaphore-audit-2", "-name %q: not a consumer name: %v", *name, err)
 		}
 	}
@@ -245,7 +247,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	err = audit.Run(ctx, audit.RunOptions{
+	err = ingest.Run(ctx, ingest.RunOptions{
 		Conn:      conn,
 		Stream:    client.StreamSpec(cfg),
 		Peers:     cfg.Peers,

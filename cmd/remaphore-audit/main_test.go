@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/remaphore/remaphore/internal/proctest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remaphore/remaphore/audit/ingest"
+	"github.com/remaphore/remaphore/internal/proctest"
 
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/internal/natstest"
@@ -128,7 +130,7 @@ func (e *env) ackFloor(t *testing.T) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := e.conn.JetStream().Consumer(ctx, "REMAPHORE", audit.DefaultConsumerName(e.db))
+	cons, err := e.conn.JetStream().Consumer(ctx, "REMAPHORE", ingest.DefaultConsumerName(e.db))
 	if err != nil {
 		return 0
 	}
@@ -323,7 +325,7 @@ func TestRunExitCodes(t *testing.T) {
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d\n%s", code, p.stderr.String())
 	}
-	if _, err := e.conn.JetStream().Consumer(context.Background(), "REMAPHORE", audit.DefaultConsumerName(e.db)); err != nil {
+	if _, err := e.conn.JetStream().Consumer(context.Background(), "REMAPHORE", ingest.DefaultConsumerName(e.db)); err != nil {
 		t.Fatalf("consumer after a clean stop: %v", err)
 	}
 }
