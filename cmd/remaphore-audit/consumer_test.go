@@ -42,12 +42,12 @@ func (e *env) waitConsumerAck(t *testing.T, p *proc, name string, seq uint64) {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("auditor exited %d\n%s", p.code, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("auditor exited %d\n%s", p.Code, p.Stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s never acked seq %d\n%s", name, seq, p.stderr.String())
+			t.Fatalf("consumer %s never acked seq %d\n%s", name, seq, p.Stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -85,20 +85,20 @@ func TestTwoAuditorsSideBySide(t *testing.T) {
 	e.waitConsumerAck(t, a, na, 50)
 	e.waitConsumerAck(t, b, nb, 50)
 	// Stopping one leaves the other's consumer alone.
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	if code := a.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("first auditor exit %d\n%s", code, a.stderr.String())
+	a.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("first auditor exit %d\n%s", code, a.Stderr.String())
 	}
 	for i := range 10 {
 		e.send(t, e.alice, []byte(fmt.Sprintf("n%d", i)))
 	}
 	e.waitConsumerAck(t, b, nb, 60)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if code := b.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("second auditor exit %d\n%s", code, b.stderr.String())
+	b.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("second auditor exit %d\n%s", code, b.Stderr.String())
 	}
 	for _, p := range []*proc{a, b} {
-		if s := p.stderr.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
+		if s := p.Stderr.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
 			t.Errorf("an auditor disturbed:\n%s", s)
 		}
 	}
@@ -137,8 +137,8 @@ func TestConsumerNameTakenByALiveAuditor(t *testing.T) {
 		"(the auditor of "+e.db+" on host "+host+"; ") + `(in use: a fetch is waiting on it now|in use: it delivered a message \d+s ago|no fetch waiting on it now)` +
 		regexp.QuoteMeta("): it is left as it is; run this auditor under a name of its own with -name NAME (without -name each database file gets its own, "+
 			ingest.DefaultConsumerName(other)+"), or, if nothing uses that consumer any more, delete it (nats consumer rm REMAPHORE "+na+") and start again\n")
-	if b.code != 2 || !regexp.MustCompile(`\n`+want+`$`).MatchString("\n"+b.stderr.String()) {
-		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", b.code, b.stderr.String(), want)
+	if b.Code != 2 || !regexp.MustCompile(`\n`+want+`$`).MatchString("\n"+b.Stderr.String()) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", b.Code, b.Stderr.String(), want)
 	}
 	after := e.consumerInfo(t, na)
 	if after == nil || !after.Created.Equal(before.Created) {
@@ -160,8 +160,8 @@ func TestUpgradeFromTheOldConsumerName(t *testing.T) {
 	a := start(t, "run", "-c", e.conf)
 	e.waitReady(t, a)
 	e.waitAckFloor(t, a, 10, time.Minute)
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	a.wait(t, 20*time.Second)
+	a.Cmd.Process.Signal(syscall.SIGTERM)
+	a.Wait(t, 20*time.Second)
 	// As an older auditor left it: its consumer under the old name, at
 	// the database's position; the new name has no consumer yet.
 	ctx := context.Background()
@@ -181,10 +181,10 @@ func TestUpgradeFromTheOldConsumerName(t *testing.T) {
 	b := start(t, "run", "-c", e.conf)
 	e.waitReady(t, b)
 	e.waitAckFloor(t, b, 20, time.Minute)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	b.wait(t, 20*time.Second)
-	if !strings.Contains(b.stderr.String(), `level=WARN msg="a consumer under the old default name exists; this auditor reads through its own consumer from where its database stops, and leaves the old one as it is: delete it once no older auditor uses it" old_consumer=remaphore-audit consumer=`+ingest.DefaultConsumerName(e.db)+` command="nats consumer rm REMAPHORE remaphore-audit"`) {
-		t.Errorf("no word on the old consumer:\n%s", b.stderr.String())
+	b.Cmd.Process.Signal(syscall.SIGTERM)
+	b.Wait(t, 20*time.Second)
+	if !strings.Contains(b.Stderr.String(), `level=WARN msg="a consumer under the old default name exists; this auditor reads through its own consumer from where its database stops, and leaves the old one as it is: delete it once no older auditor uses it" old_consumer=remaphore-audit consumer=`+ingest.DefaultConsumerName(e.db)+` command="nats consumer rm REMAPHORE remaphore-audit"`) {
+		t.Errorf("no word on the old consumer:\n%s", b.Stderr.String())
 	}
 	got := stored(t, e.db)
 	if len(got) != 20 || got[0] != 1 || got[19] != 20 {
@@ -195,8 +195,8 @@ func TestUpgradeFromTheOldConsumerName(t *testing.T) {
 	}
 	// Told to use the old name itself, it refuses: it did not create it.
 	c := run(t, "run", "-c", e.conf, "-name", ingest.LegacyConsumer)
-	if c.code != 2 || !strings.Contains(c.stderr.String(), "remaphore-audit: error: consumer name taken: consumer remaphore-audit on stream REMAPHORE was not created by this auditor (no owner tag: made by an older remaphore-audit (whose default name was remaphore-audit) or by hand; ") {
-		t.Fatalf("-name remaphore-audit: exit %d\n%s", c.code, c.stderr.String())
+	if c.Code != 2 || !strings.Contains(c.Stderr.String(), "remaphore-audit: error: consumer name taken: consumer remaphore-audit on stream REMAPHORE was not created by this auditor (no owner tag: made by an older remaphore-audit (whose default name was remaphore-audit) or by hand; ") {
+		t.Fatalf("-name remaphore-audit: exit %d\n%s", c.Code, c.Stderr.String())
 	}
 }
 
@@ -223,7 +223,7 @@ func TestRunWithoutJetStream(t *testing.T) {
 		t.Errorf("took %s to fail", d)
 	}
 	want := "remaphore-audit: error: jetstream error: " + s.ClientURL() + " has no JetStream for this account (enable jetstream in the server's config): nats: no responders available for request\n"
-	if p.code != 3 || p.stderr.String() != want {
-		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", p.code, p.stderr.String(), want)
+	if p.Code != 3 || p.Stderr.String() != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", p.Code, p.Stderr.String(), want)
 	}
 }
