@@ -212,6 +212,24 @@ func bare(b *testing.B, bl *backlog, ackAll bool) {
 	}
 }
 
+// bareIngest runs the bare consumer over bl b.N times and reports its rate
+// and CPU per message, kept in rate and cpu (when not nil) for the
+// auditor's ratios.
+func bareIngest(b *testing.B, bl *backlog, ackAll bool, rate, cpu *atomic.Value) {
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	for b.Loop() {
+		bare(b, bl, ackAll)
+	}
+	r := float64(bl.n*b.N) / time.Since(start).Seconds()
+	b.ReportMetric(r, "msgs/s")
+	per := reportCPU(b, processCPU()-cpu0, bl.n*b.N, nil)
+	if rate != nil {
+		rate.Store(r)
+		cpu.Store(per)
+	}
+}
+
 // BenchmarkIngestBacklog reads the same backlog with a bare consumer
 // (fetch and ack only) and with the auditor (fetch, policy check with
 // signature verification, bbolt commit with fsync, ack), in the same run.
@@ -222,25 +240,10 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		defer debug.SetGCPercent(debug.SetGCPercent(auditcli.RunGCPercent))
 	}
 	b.Run("bare-ackall", func(b *testing.B) {
-		bl := getBacklog(b)
-		b.ResetTimer()
-		start, cpu := time.Now(), processCPU()
-		for b.Loop() {
-			bare(b, bl, true)
-		}
-		rate := float64(bl.n*b.N) / time.Since(start).Seconds()
-		bareRate.Store(rate)
-		b.ReportMetric(rate, "msgs/s")
-		bareCPU.Store(reportCPU(b, processCPU()-cpu, bl.n*b.N, nil))
+		bareIngest(b, getBacklog(b), true, &bareRate, &bareCPU)
 	})
 	b.Run("bare-ackeach", func(b *testing.B) {
-		bl := getBacklog(b)
-		b.ResetTimer()
-		start := time.Now()
-		for b.Loop() {
-			bare(b, bl, false)
-		}
-		b.ReportMetric(float64(bl.n*b.N)/time.Since(start).Seconds(), "msgs/s")
+		bareIngest(b, getBacklog(b), false, nil, nil)
 	})
 	b.Run("auditor", func(b *testing.B) {
 		auditorIngest(b, getBacklog(b), &bareRate, &bareCPU)
@@ -376,16 +379,7 @@ func BenchmarkIngestFlood(b *testing.B) {
 		defer debug.SetGCPercent(debug.SetGCPercent(auditcli.RunGCPercent))
 	}
 	b.Run("bare-ackall", func(b *testing.B) {
-		bl := getFlood(b)
-		b.ResetTimer()
-		start, cpu := time.Now(), processCPU()
-		for b.Loop() {
-			bare(b, bl, true)
-		}
-		rate := float64(bl.n*b.N) / time.Since(start).Seconds()
-		floodBareRate.Store(rate)
-		b.ReportMetric(rate, "msgs/s")
-		floodBareCPU.Store(reportCPU(b, processCPU()-cpu, bl.n*b.N, nil))
+		bareIngest(b, getFlood(b), true, &floodBareRate, &floodBareCPU)
 	})
 	b.Run("auditor", func(b *testing.B) {
 		auditorIngest(b, getFlood(b), &floodBareRate, &floodBareCPU)
