@@ -12,15 +12,6 @@ import (
 	"github.com/remaphore/remaphore/client"
 )
 
-// RunGCPercent is the garbage collector's target for `run` unless GOGC
-// is set. The auditor's live heap is a few MB (one batch, the replay
-// caches, the key tables) while it allocates per message (bbolt cursors
-// and nodes, NATS messages): at Go's default of 100 it collects every few
-// thousand messages, ~10% of its CPU. 400 lets the heap reach five times
-// the live set, still tens of MB, and ingests ~20% more messages per
-// second (BenchmarkIngestBacklog).
-const RunGCPercent = 400
-
 // cmdRun is the auditor: it reads the stream into the database until
 // ctx is done (SIGINT, SIGTERM).
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) (int, error) {
@@ -30,7 +21,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) (int, error
 // runAuditor parses run's flags and runs the auditor until ctx is done.
 func runAuditor(ctx context.Context, args []string, stderr io.Writer) error {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(RunGCPercent)
+		debug.SetGCPercent(ingest.GCPercent)
 	}
 	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]", stderr, "info")
 	name := c.fs.String("name", "", "durable consumer `name` (default: remaphore-audit-HOST-HASH, from the host and the database file's path, so that each auditor has its own)")

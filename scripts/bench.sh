@@ -35,7 +35,8 @@ go test -run NONE -bench . -count "$COUNT" -benchmem ./sign/ | tee "$out" >&2
 go test -run NONE -bench . -count "$COUNT" ./internal/edverify/ | tee -a "$out" >&2
 go test -run NONE -bench 'Send|EndToEnd|Request' -benchtime "$BENCHTIME" -count "$COUNT" ./integration/bench/ | tee -a "$out" >&2
 go test -run NONE -bench 'Fanout' -benchtime 2x -count 3 ./integration/bench/ | tee -a "$out" >&2
-go test -run NONE -bench 'IngestBacklog|IngestFlood|QueryUUID|QueryTimePage$|Verify' -benchtime 1x -count 3 -timeout 30m ./audit/ | tee -a "$out" >&2
+go test -run NONE -bench 'IngestBacklog|IngestFlood' -benchtime 1x -count 3 -timeout 30m ./audit/ingest/ | tee -a "$out" >&2
+go test -run NONE -bench 'QueryUUID|QueryTimePage$|Verify' -benchtime 1x -count 3 -timeout 30m ./audit/ | tee -a "$out" >&2
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package audit_test
+package ingest
 
 import "time"
 
