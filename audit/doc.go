@@ -2,9 +2,10 @@
 // stream held, in a bbolt file, with indexes for queries and hash chains
 // that prove nothing was changed or removed.
 //
-// [Run] is the auditor: a durable JetStream consumer reads the stream from
-// where the store stops, each batch is decided on with the policy package,
-// written in one transaction with [Store.Append], and only then acked.
+// The auditor (package [github.com/remaphore/remaphore/audit/ingest])
+// reads the stream from where the store stops, decides on each batch with
+// the policy package, writes it in one transaction with [Store.Append], and
+// only then acks it. This package knows nothing of NATS.
 // [Store.Query], [Store.Verify] and [Store.Stats] read the file; open it with
 // Options.ReadOnly for them, and they never change it.
 //
@@ -71,8 +72,8 @@
 // # Concurrency
 //
 // bbolt locks the whole file while it is open: one writer, or any number of
-// readers. [Run] holds it only to write and closes it whenever it has caught
-// up (and for a moment every [DefaultHoldMax] while a backlog streams in), so
+// readers. The auditor holds it only to write and closes it whenever it has
+// caught up (and for a moment every second while a backlog streams in), so
 // readers get in between batches; a separate lock file ([LockDaemon]) keeps
 // a second auditor out of the same database and fails at once with
 // [ErrLocked]. A reader that cannot get in within Options.Timeout fails with

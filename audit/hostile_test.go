@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/remaphore/remaphore/policy"
@@ -285,46 +282,4 @@ func TestHostile_RefusedRecordsFoundWithoutValueIndexes(t *testing.T) {
 	if ps := verifyProblems(t, s); len(ps) > 0 {
 		t.Fatalf("verify: %v", ps)
 	}
-}
-
-// Issue 13: a message lost on the way twice at the same place (a server
-// cutting off a slow consumer again) used to be taken as gone from the
-// stream the second time, without asking it: the auditor skipped
-// sequences the stream still held. Each time the stream is asked, and
-// what it holds is read again, however often it is lost.
-func TestHostile_LostTwiceAtTheSamePlaceIsNotAGap(t *testing.T) {
-	e := newNatsEnv(t)
-	for range 12 {
-		e.send(e.alice)
-	}
-	var mu sync.Mutex
-	lost := map[uint64]int{}
-	var logs logBuf
-	au := e.start(func(o *RunOptions) {
-		o.Batch = 4
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		o.lose = func(m jetstream.Msg) bool {
-			md, _ := m.Metadata()
-			mu.Lock()
-			defer mu.Unlock()
-			if seq := md.Sequence.Stream; seq == 5 && lost[seq] < 3 {
-				lost[seq]++
-				return true
-			}
-			return false
-		}
-	})
-	au.waitFor(t, 12)
-	au.stop(t)
-	if n := strings.Count(logs.String(), "delivered but not received"); n != 3 || strings.Contains(logs.String(), "recorded as a gap") {
-		t.Errorf("%d re-reads, want 3, and no gap:\n%s", n, logs.String())
-	}
-	e.view(func(s *Store) {
-		if got := seqs(t, s, Query{}); len(got) != 12 {
-			t.Fatalf("records %v, want 1..12", got)
-		}
-		if st, _ := s.Stats(); st.Gaps != 0 {
-			t.Fatalf("%d gaps", st.Gaps)
-		}
-	})
 }

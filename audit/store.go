@@ -2,11 +2,14 @@ package audit
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -233,27 +236,33 @@ type Entry struct {
 	// holds. The other fields are unused.
 	Gap *Gap
 
-	// bodySize and bodySHA are set by bound.
+	// bodySize and bodySHA are set by Bound.
 	bodySize uint64
 	bodySHA  [HashSize]byte
 	bounded  bool
 }
 
-// bound makes a refused entry what its record keeps: the body's size and
+// Bound makes a refused entry what its record keeps: the body's size and
 // SHA-256, and copies of at most RefusedKeep bytes of the body, the
 // payload and the header id, so that the message's own (possibly large)
 // buffer is not kept alive either. Accepted entries are left whole: their
 // signed bytes are needed to verify them again.
-func (e *Entry) bound() {
+func (e *Entry) Bound() {
 	if e.bounded || e.Reason == policy.ReasonAccepted || e.Gap != nil {
 		return
 	}
 	e.bounded = true
 	e.bodySize, e.bodySHA = uint64(len(e.Body)), sha256.Sum256(e.Body)
-	e.Body = bytes.Clone(e.Body[:min(len(e.Body), RefusedKeep)])
 	if len(e.HeaderID) > RefusedKeep {
-		e.HeaderID = e.HeaderID[:RefusedKeep]
+		e.HeaderID = strings.Clone(e.HeaderID[:RefusedKeep])
 	}
+	if len(e.Body) <= RefusedKeep {
+		// Kept whole: the message's own buffer is no larger than the
+		// copy would be, and a flood of small refusals is not worth a
+		// copy each (nor is its payload, which is no larger).
+		return
+	}
+	e.Body = bytes.Clone(e.Body[:RefusedKeep])
 	if e.Env != nil {
 		env := *e.Env
 		env.Payload = bytes.Clone(env.Payload[:min(len(env.Payload), RefusedKeep)])
@@ -269,7 +278,7 @@ func (e *Entry) record() *Record {
 
 // fillRecord sets r to the record of e (without its chain link).
 func (e *Entry) fillRecord(r *Record) {
-	e.bound()
+	e.Bound()
 	*r = Record{Seq: e.Seq, Stored: e.Stored, Subject: e.Subject, HeaderID: e.HeaderID,
 		Reason: e.Reason.String(), Detail: e.Detail, Body: e.Body, SenderDest: e.SenderDest}
 	if e.bounded {
@@ -505,9 +514,9 @@ func refusedBytes(tx *bolt.Tx, count uint64) (uint64, error) {
 // seqKey is the record key: the stream sequence, 8 bytes big-endian.
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// streamIdentity returns the stream the store was filled from ("" for a
+// StreamIdentity returns the stream the store was filled from ("" for a
 // new store): its name and creation time.
-func (s *Store) streamIdentity() (string, error) {
+func (s *Store) StreamIdentity() (string, error) {
 	var id string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(bucketMeta).Get(metaStream))
@@ -516,6 +525,27 @@ func (s *Store) streamIdentity() (string, error) {
 	return id, err
 }
 
-func (s *Store) setStreamIdentity(id string) error {
+// SetStreamIdentity records the stream the store is filled from (see
+// StreamIdentity).
+func (s *Store) SetStreamIdentity(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaStream, []byte(id)) })
+}
+
+// AuditorID returns the database's auditor id, making one on first use:
+// the ingester tags the NATS consumers it creates with it, and touches no
+// consumer without its database's tag.
+func (s *Store) AuditorID() (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if v := m.Get(metaOwner); len(v) > 0 {
+			id = string(v)
+			return nil
+		}
+		var b [16]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+		return m.Put(metaOwner, []byte(id))
+	})
+	return id, err
 }

@@ -7,13 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"github.com/remaphore/remaphore/internal/proctest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remaphore/remaphore/internal/proctest"
 
 	bolt "go.etcd.io/bbolt"
 

@@ -1,7 +1,10 @@
 // Package auditcli is the remaphore-audit command: its subcommands (run,
 // query, tail, verify, stats), their flags, the output formats and the exit
 // codes. [Main] runs one invocation and returns its exit code;
-// cmd/remaphore-audit only calls it. The work itself is in package audit.
+// cmd/remaphore-audit only calls it. The work itself is in package audit
+// (the store) and audit/ingest (run's writer). Each subcommand is in
+// command_<name>.go, the flags they share in flags.go, the output in
+// output.go and the exit codes in exit.go.
 //
 // Errors print as "remaphore-audit: error: …", optionally followed by
 // "remaphore-audit: hint: …", on stderr; logs go to stderr through

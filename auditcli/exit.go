@@ -6,6 +6,7 @@ import (
 	"io/fs"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/internal/exitcode"
 )
 
@@ -35,7 +36,7 @@ func codeOf(err error) (int, string) {
 		return ExitBackend, "the auditor is writing a long backlog, or another command holds the file: try again, or wait longer with -wait 1m"
 	case errors.Is(err, audit.ErrLocked):
 		return ExitBackend, "run one auditor per database file; give another one its own -db file (it gets a consumer of its own)"
-	case errors.Is(err, audit.ErrConsumerTaken):
+	case errors.Is(err, ingest.ErrConsumerTaken):
 		return ExitUsage, ""
 	case errors.Is(err, audit.ErrStreamChanged):
 		return ExitBackend, "keep this file as the record of the old stream, and start the auditor on a new one (-db or audit_db)"

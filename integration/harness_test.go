@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -79,24 +78,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is one running (or finished) remaphore or remaphore-audit process.
+// proc is one running (or finished) remaphore or remaphore-audit process
+// (a proctest.Proc), with the names the tests use.
 type proc struct {
-	name    string
-	bin     string
-	args    []string
-	cmd     *exec.Cmd
-	stdout  proctest.Buffer
-	stderr  proctest.Buffer
-	started time.Time
-	done    chan struct{}
+	*proctest.Proc
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr *proctest.Buffer
+	done           chan struct{}
 	// set before done is closed
 	code    int
 	elapsed time.Duration
-	waitErr error
 }
 
-// start runs the binary with args. The process is killed at the end of the
-// test if still running, and its streams are logged when the test failed.
+// start runs the binary with args. At the end of the test (or procBound) it
+// is asked to stop with SIGTERM, so that remaphore stops its script's
+// process group and deletes its consumer, and killed 3 s later; its
+// streams are logged when the test failed.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	return startBinary(t, binary, name, args...)
@@ -125,35 +123,13 @@ func auditBinary(t *testing.T) string {
 // path: remaphore-audit).
 func startBinary(t *testing.T, bin, name string, args ...string) *proc {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), procBound)
-	p := &proc{name: name, bin: bin, args: args, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, bin, args...)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	// At the end of the test (or procBound) ask politely first, so that
-	// remaphore stops its script's process group and deletes its consumer;
-	// WaitDelay later it is killed.
-	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
-	p.cmd.WaitDelay = 3 * time.Second
-	p.started = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("%s: cannot start %s %s: %v", name, filepath.Base(bin), strings.Join(args, " "), err)
-	}
+	pp := proctest.Start(t, proctest.Limits{Bound: procBound, Grace: 3 * time.Second}, bin, name, args...)
+	p := &proc{Proc: pp, name: name, cmd: pp.Cmd, stdout: &pp.Stdout, stderr: &pp.Stderr, done: make(chan struct{})}
 	go func() {
-		p.waitErr = p.cmd.Wait()
-		p.elapsed = time.Since(p.started)
-		p.code = p.cmd.ProcessState.ExitCode()
-		cancel()
+		<-pp.Done()
+		p.code, p.elapsed = pp.Code, pp.Elapsed
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-		if t.Failed() {
-			t.Log(p.describe())
-		}
-	})
 	return p
 }
 
@@ -165,47 +141,28 @@ func run(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
+// exited reports whether the process has exited (and code is set).
 func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
+	if !p.Exited() {
 		return false
 	}
+	<-p.done
+	return true
 }
 
 // wait waits for the process to exit and returns its exit code.
 func (p *proc) wait(t *testing.T, within time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(within):
-		t.Fatalf("%s: still running after %v\n%s", p.name, within, p.describe())
-		return -1
-	}
+	p.Wait(t, within)
+	<-p.done
+	return p.code
 }
 
 // waitFor waits until stderr holds want; it fails the test when the
 // process exits first or within runs out.
 func (p *proc) waitFor(t *testing.T, want string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if strings.Contains(p.stderr.String(), want) {
-			return
-		}
-		if p.exited() {
-			if strings.Contains(p.stderr.String(), want) {
-				return
-			}
-			t.Fatalf("%s: exited before its stderr showed %q\n%s", p.name, want, p.describe())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: stderr did not show %q within %v\n%s", p.name, want, within, p.describe())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.WaitFor(t, want, within)
 }
 
 // waitReady waits for the receiver's "ready" log line (needs -log info or
@@ -215,25 +172,7 @@ func (p *proc) waitReady(t *testing.T) {
 	p.waitFor(t, "msg=ready", readyWithin)
 }
 
-func (p *proc) describe() string {
-	state := "still running"
-	if p.exited() {
-		state = fmt.Sprintf("exit code %d after %v (wait: %v)", p.code, p.elapsed.Round(time.Millisecond), p.waitErr)
-	}
-	return fmt.Sprintf("=== %s: %s %s\n    %s\n--- stdout ---\n%s--- stderr ---\n%s--- end %s ---",
-		p.name, filepath.Base(p.bin), quoteArgs(p.args), state, p.stdout.String(), p.stderr.String(), p.name)
-}
-
-func quoteArgs(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\") {
-			a = strconv.Quote(a)
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
-}
+func (p *proc) describe() string { return p.Describe() }
 
 // expectCode reports an unexpected exit code with both streams.
 func expectCode(t *testing.T, p *proc, code int, want int) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/internal/natstest"
 )
 
@@ -41,12 +42,12 @@ func (e *env) waitConsumerAck(t *testing.T, p *proc, name string, seq uint64) {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("auditor exited %d\n%s", p.code, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("auditor exited %d\n%s", p.Code, p.Stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s never acked seq %d\n%s", name, seq, p.stderr.String())
+			t.Fatalf("consumer %s never acked seq %d\n%s", name, seq, p.Stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -74,7 +75,7 @@ func TestTwoAuditorsSideBySide(t *testing.T) {
 	e.waitReady(t, a)
 	b := start(t, "run", "-c", e.conf, "-db", other)
 	e.waitReady(t, b)
-	na, nb := audit.DefaultConsumerName(e.db), audit.DefaultConsumerName(other)
+	na, nb := ingest.DefaultConsumerName(e.db), ingest.DefaultConsumerName(other)
 	if na == nb || !regexp.MustCompile(`^remaphore-audit-[A-Za-z0-9_-]+-[0-9a-f]{10}$`).MatchString(na) {
 		t.Fatalf("consumer names %q and %q", na, nb)
 	}
@@ -84,20 +85,20 @@ func TestTwoAuditorsSideBySide(t *testing.T) {
 	e.waitConsumerAck(t, a, na, 50)
 	e.waitConsumerAck(t, b, nb, 50)
 	// Stopping one leaves the other's consumer alone.
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	if code := a.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("first auditor exit %d\n%s", code, a.stderr.String())
+	a.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("first auditor exit %d\n%s", code, a.Stderr.String())
 	}
 	for i := range 10 {
 		e.send(t, e.alice, []byte(fmt.Sprintf("n%d", i)))
 	}
 	e.waitConsumerAck(t, b, nb, 60)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if code := b.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("second auditor exit %d\n%s", code, b.stderr.String())
+	b.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("second auditor exit %d\n%s", code, b.Stderr.String())
 	}
 	for _, p := range []*proc{a, b} {
-		if s := p.stderr.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
+		if s := p.Stderr.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
 			t.Errorf("an auditor disturbed:\n%s", s)
 		}
 	}
@@ -115,7 +116,7 @@ func TestTwoAuditorsSideBySide(t *testing.T) {
 		}
 		md := info.Config.Metadata
 		if md["remaphore-audit-db"] != db || md["remaphore-audit-host"] != host || len(md["remaphore-audit-owner"]) != 32 ||
-			info.Config.InactiveThreshold != audit.ConsumerIdle {
+			info.Config.InactiveThreshold != ingest.ConsumerIdle {
 			t.Errorf("consumer %s: metadata %v, inactive threshold %s", name, md, info.Config.InactiveThreshold)
 		}
 	}
@@ -127,7 +128,7 @@ func TestConsumerNameTakenByALiveAuditor(t *testing.T) {
 	e := newEnv(t)
 	a := start(t, "run", "-c", e.conf)
 	e.waitReady(t, a)
-	na := audit.DefaultConsumerName(e.db)
+	na := ingest.DefaultConsumerName(e.db)
 	before := e.consumerInfo(t, na)
 	other := filepath.Join(t.TempDir(), "other.db")
 	b := run(t, "run", "-c", e.conf, "-db", other, "-name", na)
@@ -135,9 +136,9 @@ func TestConsumerNameTakenByALiveAuditor(t *testing.T) {
 	want := regexp.QuoteMeta("remaphore-audit: error: consumer name taken: consumer "+na+" on stream REMAPHORE was not created by this auditor "+
 		"(the auditor of "+e.db+" on host "+host+"; ") + `(in use: a fetch is waiting on it now|in use: it delivered a message \d+s ago|no fetch waiting on it now)` +
 		regexp.QuoteMeta("): it is left as it is; run this auditor under a name of its own with -name NAME (without -name each database file gets its own, "+
-			audit.DefaultConsumerName(other)+"), or, if nothing uses that consumer any more, delete it (nats consumer rm REMAPHORE "+na+") and start again\n")
-	if b.code != 2 || !regexp.MustCompile(`\n`+want+`$`).MatchString("\n"+b.stderr.String()) {
-		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", b.code, b.stderr.String(), want)
+			ingest.DefaultConsumerName(other)+"), or, if nothing uses that consumer any more, delete it (nats consumer rm REMAPHORE "+na+") and start again\n")
+	if b.Code != 2 || !regexp.MustCompile(`\n`+want+`$`).MatchString("\n"+b.Stderr.String()) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", b.Code, b.Stderr.String(), want)
 	}
 	after := e.consumerInfo(t, na)
 	if after == nil || !after.Created.Equal(before.Created) {
@@ -159,16 +160,16 @@ func TestUpgradeFromTheOldConsumerName(t *testing.T) {
 	a := start(t, "run", "-c", e.conf)
 	e.waitReady(t, a)
 	e.waitAckFloor(t, a, 10, time.Minute)
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	a.wait(t, 20*time.Second)
+	a.Cmd.Process.Signal(syscall.SIGTERM)
+	a.Wait(t, 20*time.Second)
 	// As an older auditor left it: its consumer under the old name, at
 	// the database's position; the new name has no consumer yet.
 	ctx := context.Background()
 	st, _ := e.conn.JetStream().Stream(ctx, "REMAPHORE")
-	if err := st.DeleteConsumer(ctx, audit.DefaultConsumerName(e.db)); err != nil {
+	if err := st.DeleteConsumer(ctx, ingest.DefaultConsumerName(e.db)); err != nil {
 		t.Fatal(err)
 	}
-	legacy, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: audit.LegacyConsumer, AckPolicy: jetstream.AckAllPolicy,
+	legacy, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: ingest.LegacyConsumer, AckPolicy: jetstream.AckAllPolicy,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: 11, FilterSubject: "remaphore.>"})
 	if err != nil {
 		t.Fatal(err)
@@ -180,22 +181,22 @@ func TestUpgradeFromTheOldConsumerName(t *testing.T) {
 	b := start(t, "run", "-c", e.conf)
 	e.waitReady(t, b)
 	e.waitAckFloor(t, b, 20, time.Minute)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	b.wait(t, 20*time.Second)
-	if !strings.Contains(b.stderr.String(), `level=WARN msg="a consumer under the old default name exists; this auditor reads through its own consumer from where its database stops, and leaves the old one as it is: delete it once no older auditor uses it" old_consumer=remaphore-audit consumer=`+audit.DefaultConsumerName(e.db)+` command="nats consumer rm REMAPHORE remaphore-audit"`) {
-		t.Errorf("no word on the old consumer:\n%s", b.stderr.String())
+	b.Cmd.Process.Signal(syscall.SIGTERM)
+	b.Wait(t, 20*time.Second)
+	if !strings.Contains(b.Stderr.String(), `level=WARN msg="a consumer under the old default name exists; this auditor reads through its own consumer from where its database stops, and leaves the old one as it is: delete it once no older auditor uses it" old_consumer=remaphore-audit consumer=`+ingest.DefaultConsumerName(e.db)+` command="nats consumer rm REMAPHORE remaphore-audit"`) {
+		t.Errorf("no word on the old consumer:\n%s", b.Stderr.String())
 	}
 	got := stored(t, e.db)
 	if len(got) != 20 || got[0] != 1 || got[19] != 20 {
 		t.Fatalf("stored %v, want 1..20 once each", got)
 	}
-	if info := e.consumerInfo(t, audit.LegacyConsumer); info == nil || !info.Created.Equal(created) || info.Delivered.Consumer != 0 {
+	if info := e.consumerInfo(t, ingest.LegacyConsumer); info == nil || !info.Created.Equal(created) || info.Delivered.Consumer != 0 {
 		t.Fatalf("the old consumer was touched: %+v", info)
 	}
 	// Told to use the old name itself, it refuses: it did not create it.
-	c := run(t, "run", "-c", e.conf, "-name", audit.LegacyConsumer)
-	if c.code != 2 || !strings.Contains(c.stderr.String(), "remaphore-audit: error: consumer name taken: consumer remaphore-audit on stream REMAPHORE was not created by this auditor (no owner tag: made by an older remaphore-audit (whose default name was remaphore-audit) or by hand; ") {
-		t.Fatalf("-name remaphore-audit: exit %d\n%s", c.code, c.stderr.String())
+	c := run(t, "run", "-c", e.conf, "-name", ingest.LegacyConsumer)
+	if c.Code != 2 || !strings.Contains(c.Stderr.String(), "remaphore-audit: error: consumer name taken: consumer remaphore-audit on stream REMAPHORE was not created by this auditor (no owner tag: made by an older remaphore-audit (whose default name was remaphore-audit) or by hand; ") {
+		t.Fatalf("-name remaphore-audit: exit %d\n%s", c.Code, c.Stderr.String())
 	}
 }
 
@@ -222,7 +223,7 @@ func TestRunWithoutJetStream(t *testing.T) {
 		t.Errorf("took %s to fail", d)
 	}
 	want := "remaphore-audit: error: jetstream error: " + s.ClientURL() + " has no JetStream for this account (enable jetstream in the server's config): nats: no responders available for request\n"
-	if p.code != 3 || p.stderr.String() != want {
-		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", p.code, p.stderr.String(), want)
+	if p.Code != 3 || p.Stderr.String() != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", p.Code, p.Stderr.String(), want)
 	}
 }

@@ -115,13 +115,13 @@ func TestHostile_FloodOfLargeJunkWhileTheAuditorIsDown(t *testing.T) {
 	e.waitReady(t, p)
 	e.waitAckFloor(t, p, last, 3*time.Minute)
 	took := time.Since(begin)
-	hwm := vmHWM(t, p.cmd.Process.Pid)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("auditor exit %d\n%s", code, p.stderr.String())
+	hwm := vmHWM(t, p.Cmd.Process.Pid)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("auditor exit %d\n%s", code, p.Stderr.String())
 	}
-	if strings.Contains(p.stderr.String(), "delivered but not received") || strings.Contains(p.stderr.String(), "recorded as a gap") {
-		t.Errorf("the auditor lost deliveries or saw gaps in a complete stream:\n%s", p.stderr.String())
+	if strings.Contains(p.Stderr.String(), "delivered but not received") || strings.Contains(p.Stderr.String(), "recorded as a gap") {
+		t.Errorf("the auditor lost deliveries or saw gaps in a complete stream:\n%s", p.Stderr.String())
 	}
 
 	fi, err := os.Stat(e.db)
@@ -184,8 +184,8 @@ func TestHostile_FloodOfLargeJunkWhileTheAuditorIsDown(t *testing.T) {
 	if reasons["accepted"] != 10 || reasons["unknown-sender"] != junk/2 || reasons["malformed"] != junk/2 || reasons["gap"] != 0 {
 		t.Errorf("records by reason: %v", reasons)
 	}
-	if v := run(t, "verify", "-c", e.conf); v.code != 0 || !strings.HasPrefix(v.stdout.String(), fmt.Sprintf("verify: ok: 10 accepted and %d refused records checked; head seq", junk)) {
-		t.Errorf("verify exit %d:\n%s%s", v.code, v.stdout.String(), v.stderr.String())
+	if v := run(t, "verify", "-c", e.conf); v.Code != 0 || !strings.HasPrefix(v.Stdout.String(), fmt.Sprintf("verify: ok: 10 accepted and %d refused records checked; head seq", junk)) {
+		t.Errorf("verify exit %d:\n%s%s", v.Code, v.Stdout.String(), v.Stderr.String())
 	}
 }
 
@@ -200,9 +200,9 @@ func TestHostile_PurgedBeforeReadIsAGap(t *testing.T) {
 	p := start(t, "run", "-c", e.conf)
 	e.waitReady(t, p)
 	e.waitAckFloor(t, p, 10, time.Minute)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("auditor exit %d\n%s", code, p.stderr.String())
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("auditor exit %d\n%s", code, p.Stderr.String())
 	}
 	// While it is down: 10 more, and everything before seq 16 purged.
 	for i := range 10 {
@@ -218,29 +218,29 @@ func TestHostile_PurgedBeforeReadIsAGap(t *testing.T) {
 	p = start(t, "run", "-c", e.conf)
 	e.waitReady(t, p)
 	e.waitAckFloor(t, p, 20, time.Minute)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("auditor exit %d\n%s", code, p.stderr.String())
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("auditor exit %d\n%s", code, p.Stderr.String())
 	}
-	if !strings.Contains(p.stderr.String(), `msg="stream sequences gone before the auditor read them: recorded as a gap" first=11 last=15`) {
-		t.Errorf("no gap logged:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr.String(), `msg="stream sequences gone before the auditor read them: recorded as a gap" first=11 last=15`) {
+		t.Errorf("no gap logged:\n%s", p.Stderr.String())
 	}
 
 	v := run(t, "verify", "-c", e.conf)
-	lines := strings.Split(v.stdout.String(), "\n")
+	lines := strings.Split(v.Stdout.String(), "\n")
 	wantGap := "gap seq 11-15 (5 sequence(s)) never recorded: the next message on remaphore.> is seq 16; its first sequence is 16 (5 messages held); seen "
-	if v.code != 1 || len(lines) != 3 || !strings.HasPrefix(lines[0], wantGap) ||
+	if v.Code != 1 || len(lines) != 3 || !strings.HasPrefix(lines[0], wantGap) ||
 		!strings.HasPrefix(lines[1], "verify: FAILED: 1 gap(s) (-allow-gaps accepts them): 15 accepted and 0 refused records checked; 1 gap(s): 5 stream sequence(s) never recorded; head seq 20 hash ") {
-		t.Fatalf("verify exit %d:\n%s%s", v.code, v.stdout.String(), v.stderr.String())
+		t.Fatalf("verify exit %d:\n%s%s", v.Code, v.Stdout.String(), v.Stderr.String())
 	}
-	if v := run(t, "verify", "-c", e.conf, "-allow-gaps"); v.code != 0 || !strings.HasPrefix(v.stdout.String(), wantGap) {
-		t.Fatalf("verify -allow-gaps exit %d:\n%s%s", v.code, v.stdout.String(), v.stderr.String())
+	if v := run(t, "verify", "-c", e.conf, "-allow-gaps"); v.Code != 0 || !strings.HasPrefix(v.Stdout.String(), wantGap) {
+		t.Fatalf("verify -allow-gaps exit %d:\n%s%s", v.Code, v.Stdout.String(), v.Stderr.String())
 	}
 	q := run(t, "query", "-c", e.conf, "-gaps")
-	if q.code != 0 || !strings.HasPrefix(q.stdout.String(), "FIRST  LAST  COUNT  SEEN                      WHAT THE STREAM SAID\n11     15    5      ") {
-		t.Fatalf("query -gaps exit %d:\n%s%s", q.code, q.stdout.String(), q.stderr.String())
+	if q.Code != 0 || !strings.HasPrefix(q.Stdout.String(), "FIRST  LAST  COUNT  SEEN                      WHAT THE STREAM SAID\n11     15    5      ") {
+		t.Fatalf("query -gaps exit %d:\n%s%s", q.Code, q.Stdout.String(), q.Stderr.String())
 	}
-	if s := run(t, "stats", "-c", e.conf); !strings.Contains(s.stdout.String(), "gaps     1: 5 stream sequence(s) never recorded") {
-		t.Fatalf("stats:\n%s", s.stdout.String())
+	if s := run(t, "stats", "-c", e.conf); !strings.Contains(s.Stdout.String(), "gaps     1: 5 stream sequence(s) never recorded") {
+		t.Fatalf("stats:\n%s", s.Stdout.String())
 	}
 }

@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/remaphore/remaphore/internal/proctest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remaphore/remaphore/audit/ingest"
+	"github.com/remaphore/remaphore/internal/proctest"
 
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/internal/natstest"
@@ -37,51 +38,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr proctest.Buffer
-	done           chan struct{}
-	code           int
-}
+// proc is one remaphore-audit process.
+type proc = proctest.Proc
 
+// limits: an auditor runs until the test stops it (SIGTERM, then a kill
+// 3 s later), or for 10 minutes at most.
+var limits = proctest.Limits{Bound: 10 * time.Minute, Grace: 3 * time.Second}
+
+// start runs remaphore-audit with args.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("remaphore-audit %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), p.code, p.stdout.String(), p.stderr.String())
-		}
-	})
-	return p
+	return proctest.Start(t, limits, binary, "remaphore-audit", args...)
 }
 
-func (p *proc) wait(t *testing.T, within time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(within):
-		t.Fatalf("still running after %s\nstderr:\n%s", within, p.stderr.String())
-	}
-	return -1
-}
-
+// run runs remaphore-audit with args and waits for it to exit.
 func run(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := start(t, args...)
-	p.wait(t, 60*time.Second)
+	p.Wait(t, 60*time.Second)
 	return p
 }
 
@@ -128,7 +102,7 @@ func (e *env) ackFloor(t *testing.T) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := e.conn.JetStream().Consumer(ctx, "REMAPHORE", audit.DefaultConsumerName(e.db))
+	cons, err := e.conn.JetStream().Consumer(ctx, "REMAPHORE", ingest.DefaultConsumerName(e.db))
 	if err != nil {
 		return 0
 	}
@@ -144,8 +118,8 @@ func (e *env) waitAckFloor(t *testing.T, p *proc, seq uint64, within time.Durati
 	deadline := time.Now().Add(within)
 	for e.ackFloor(t) < seq {
 		select {
-		case <-p.done:
-			t.Fatalf("auditor exited %d before seq %d was committed\nstderr:\n%s", p.code, seq, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("auditor exited %d before seq %d was committed\nstderr:\n%s", p.Code, seq, p.Stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -158,14 +132,14 @@ func (e *env) waitAckFloor(t *testing.T, p *proc, seq uint64, within time.Durati
 func (e *env) waitReady(t *testing.T, p *proc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.stderr.String(), "msg=ready") {
+	for !strings.Contains(p.Stderr.String(), "msg=ready") {
 		select {
-		case <-p.done:
-			t.Fatalf("auditor exited %d before ready\nstderr:\n%s", p.code, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("auditor exited %d before ready\nstderr:\n%s", p.Code, p.Stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("auditor not ready\nstderr:\n%s", p.stderr.String())
+			t.Fatalf("auditor not ready\nstderr:\n%s", p.Stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -206,10 +180,10 @@ func TestKilledTwiceDuringIngestion(t *testing.T) {
 		e.waitAckFloor(t, p, killAt, 30*time.Second)
 		// Kill mid-batch: the next batch is being checked or written.
 		time.Sleep(time.Duration(i*7) * time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		p.wait(t, 10*time.Second)
+		p.Wait(t, 10*time.Second)
 		t.Logf("run %d (%s) killed at ack floor ≥ %d after %s", i+1, restartKind(p), killAt, time.Since(begin).Round(time.Millisecond))
 	}
 	p := start(t, "run", "-c", e.conf)
@@ -219,9 +193,9 @@ func TestKilledTwiceDuringIngestion(t *testing.T) {
 		t.Fatalf("publisher: %v", err)
 	}
 	e.waitAckFloor(t, p, total, 30*time.Second)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("auditor exit %d after SIGTERM\nstderr:\n%s", code, p.stderr.String())
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("auditor exit %d after SIGTERM\nstderr:\n%s", code, p.Stderr.String())
 	}
 	t.Logf("all %d stored after %s", total, time.Since(begin).Round(time.Millisecond))
 
@@ -261,8 +235,8 @@ func TestKilledTwiceDuringIngestion(t *testing.T) {
 		t.Fatalf("%d distinct records, stats %d accepted %d refused, last %d; want %d accepted", len(seen), stats.Accepted, stats.Rejected, stats.LastSeq, total)
 	}
 	v := run(t, "verify", "-c", e.conf)
-	if v.code != 0 || !strings.Contains(v.stdout.String(), fmt.Sprintf("verify: ok: %d accepted", total)) {
-		t.Fatalf("verify exit %d:\n%s%s", v.code, v.stdout.String(), v.stderr.String())
+	if v.Code != 0 || !strings.Contains(v.Stdout.String(), fmt.Sprintf("verify: ok: %d accepted", total)) {
+		t.Fatalf("verify exit %d:\n%s%s", v.Code, v.Stdout.String(), v.Stderr.String())
 	}
 	if d := time.Since(begin); d > 60*time.Second {
 		t.Errorf("took %s, want under 60s", d)
@@ -272,7 +246,7 @@ func TestKilledTwiceDuringIngestion(t *testing.T) {
 // restartKind says how a run found the consumer: started again at the
 // store's position (pending acks after a kill), or as it was.
 func restartKind(p *proc) string {
-	if strings.Contains(p.stderr.String(), "starting the consumer again") {
+	if strings.Contains(p.Stderr.String(), "starting the consumer again") {
 		return "started the consumer again at the store's position"
 	}
 	return "used the consumer as it was, or created it"
@@ -284,21 +258,21 @@ func TestSecondAuditorFailsClearly(t *testing.T) {
 	e.waitReady(t, first)
 	begin := time.Now()
 	second := run(t, "run", "-c", e.conf, "-name", "another")
-	if second.code != 3 || !strings.Contains(second.stderr.String(), "remaphore-audit: error: audit database locked by another auditor") ||
-		!strings.Contains(second.stderr.String(), "remaphore-audit: hint: run one auditor per database file") {
-		t.Fatalf("second auditor: exit %d\n%s", second.code, second.stderr.String())
+	if second.Code != 3 || !strings.Contains(second.Stderr.String(), "remaphore-audit: error: audit database locked by another auditor") ||
+		!strings.Contains(second.Stderr.String(), "remaphore-audit: hint: run one auditor per database file") {
+		t.Fatalf("second auditor: exit %d\n%s", second.Code, second.Stderr.String())
 	}
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Fatalf("second auditor took %s to fail", d)
 	}
 	// The first keeps running, and readers get in meanwhile.
 	q := run(t, "stats", "-c", e.conf)
-	if q.code != 0 {
-		t.Fatalf("stats while running: %d %s", q.code, q.stderr.String())
+	if q.Code != 0 {
+		t.Fatalf("stats while running: %d %s", q.Code, q.Stderr.String())
 	}
 	select {
-	case <-first.done:
-		t.Fatalf("first auditor exited %d", first.code)
+	case <-first.Done():
+		t.Fatalf("first auditor exited %d", first.Code)
 	default:
 	}
 }
@@ -309,21 +283,21 @@ func TestRunExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("server: nats://127.0.0.1:1\ncredentials: "+e.c.User.SeedFile+"\ndestination: com.example.a\naudit_db: a.db\n"), 0o600)
-	if p := run(t, "run", "-c", bad); p.code != 3 || !strings.Contains(p.stderr.String(), "remaphore-audit: error: cannot connect") {
-		t.Fatalf("unreachable: exit %d\n%s", p.code, p.stderr.String())
+	if p := run(t, "run", "-c", bad); p.Code != 3 || !strings.Contains(p.Stderr.String(), "remaphore-audit: error: cannot connect") {
+		t.Fatalf("unreachable: exit %d\n%s", p.Code, p.Stderr.String())
 	}
 	os.WriteFile(bad, []byte("server: nats://127.0.0.1:1\nbogus: 1\n"), 0o600)
-	if p := run(t, "run", "-c", bad); p.code != 2 || !strings.Contains(p.stderr.String(), "remaphore-audit: error: ") {
-		t.Fatalf("bad config: exit %d\n%s", p.code, p.stderr.String())
+	if p := run(t, "run", "-c", bad); p.Code != 2 || !strings.Contains(p.Stderr.String(), "remaphore-audit: error: ") {
+		t.Fatalf("bad config: exit %d\n%s", p.Code, p.Stderr.String())
 	}
 	// SIGTERM: a clean stop, exit 0, and the consumer stays (no pending acks).
 	p := start(t, "run", "-c", e.conf)
 	e.waitReady(t, p)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit %d\n%s", code, p.stderr.String())
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, p.Stderr.String())
 	}
-	if _, err := e.conn.JetStream().Consumer(context.Background(), "REMAPHORE", audit.DefaultConsumerName(e.db)); err != nil {
+	if _, err := e.conn.JetStream().Consumer(context.Background(), "REMAPHORE", ingest.DefaultConsumerName(e.db)); err != nil {
 		t.Fatalf("consumer after a clean stop: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package audit
+package ingest
 
 import (
 	"encoding/hex"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -47,7 +48,7 @@ type item struct {
 	subject string
 	in      policy.Input
 	seq     uint64
-	entry   Entry
+	entry   audit.Entry
 }
 
 // newCheckerPool starts the shards; close stops them.
@@ -164,14 +165,14 @@ func (p *checkerPool) decideOne(sh *shard, it *item) {
 			reason, detail = policy.ReasonWrongChannel, fmt.Sprintf("subject %s is neither %s.msg.<channel> nor %s.reply.<id>", it.subject, p.root, p.root)
 		}
 	}
-	it.entry = Entry{Seq: it.seq, Stored: it.in.Stored, Subject: it.subject, HeaderID: it.in.HeaderID,
+	it.entry = audit.Entry{Seq: it.seq, Stored: it.in.Stored, Subject: it.subject, HeaderID: it.in.HeaderID,
 		Body: it.in.Body, Reason: reason, Detail: detail, Env: v.Env}
 	if !v.Peer.Key.IsZero() {
 		it.entry.SenderDest = v.Peer.Dest
 	}
 	// A refused message keeps a few KiB: hash it and let the rest of its
 	// body go here, on the shards, rather than in the single writer.
-	it.entry.bound()
+	it.entry.Bound()
 }
 
 func (sh *shard) checker(p *checkerPool, channel string) *policy.Checker {

@@ -1,8 +1,7 @@
-package audit
+package ingest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/remaphore/remaphore/transport"
 )
@@ -87,24 +85,6 @@ func ValidConsumerName(name string) error {
 		}
 	}
 	return nil
-}
-
-// auditorID returns the database's auditor id, the owner tag of the
-// consumers it creates, making one on first use.
-func (s *Store) auditorID() (string, error) {
-	var id string
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		m := tx.Bucket(bucketMeta)
-		if v := m.Get(metaOwner); len(v) > 0 {
-			id = string(v)
-			return nil
-		}
-		var b [16]byte
-		rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-		return m.Put(metaOwner, []byte(id))
-	})
-	return id, err
 }
 
 // consumerMetadata tags a consumer with its owner.

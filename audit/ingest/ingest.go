@@ -1,4 +1,4 @@
-package audit
+package ingest
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/transport"
 )
@@ -20,6 +21,15 @@ import (
 // ConsumerIdle is how long the server keeps an auditor's consumer that
 // nothing reads from.
 const ConsumerIdle = 72 * time.Hour
+
+// GCPercent is the garbage collector's target that remaphore-audit run
+// sets unless GOGC is set. The auditor's live heap is a few MB (one batch,
+// the replay caches, the key tables) while it allocates per message (bbolt cursors
+// and nodes, NATS messages): at Go's default of 100 it collects every few
+// thousand messages, ~10% of its CPU. 400 lets the heap reach five times
+// the live set, still tens of MB, and ingests ~20% more messages per
+// second (BenchmarkIngestBacklog).
+const GCPercent = 400
 
 // Defaults of RunOptions.
 const (
@@ -44,7 +54,7 @@ type RunOptions struct {
 	// DB is the database file; Store sets its cap on refused records and
 	// how long one open waits for readers before it logs and tries again.
 	DB    string
-	Store Options
+	Store audit.Options
 	// Batch is the most messages fetched, decided and committed at once
 	// (DefaultBatch); FetchWait is how long a fetch waits for a full batch
 	// (DefaultFetchWait).
@@ -64,9 +74,9 @@ type RunOptions struct {
 	OnCommit func(CommitInfo)
 
 	// Lock, when set, is the daemon lock the caller already holds on DB
-	// (see [LockDaemon]); Run then does not take it, and does not release
+	// (see [audit.LockDaemon]); Run then does not take it, and does not release
 	// it.
-	Lock *DaemonLock
+	Lock *audit.DaemonLock
 
 	// lose, in tests, drops fetched messages as if lost on the way.
 	lose func(jetstream.Msg) bool
@@ -74,7 +84,7 @@ type RunOptions struct {
 
 // CommitInfo describes one committed batch.
 type CommitInfo struct {
-	AppendResult
+	audit.AppendResult
 	Fetched int
 }
 
@@ -111,7 +121,7 @@ type CommitInfo struct {
 //
 // A sequence missing from what the consumer delivers is skipped only when
 // the stream says it no longer has it; then it is written as a gap record
-// ([Gap]). Messages lost on the way are read again.
+// ([audit.Gap]). Messages lost on the way are read again.
 //
 // # Bounded memory
 //
@@ -133,7 +143,7 @@ type CommitInfo struct {
 // verify, stats) cannot open it while a writer does. Run therefore opens
 // the file only to write: it keeps it open while a backlog streams in, for
 // at most HoldMax at a time, and closes it whenever it has caught up. A
-// separate lock file ([LockDaemon]) keeps a second Run out for its whole
+// separate lock file ([audit.LockDaemon]) keeps a second Run out for its whole
 // life.
 func Run(ctx context.Context, o RunOptions) error {
 	if o.Consumer == "" {
@@ -163,7 +173,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	defer pool.close()
 	if o.Lock == nil {
-		lock, err := LockDaemon(o.DB)
+		lock, err := audit.LockDaemon(o.DB)
 		if err != nil {
 			return err
 		}
@@ -179,7 +189,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	ident, err := s.streamIdentity()
+	ident, err := s.StreamIdentity()
 	if err != nil {
 		return err
 	}
@@ -187,7 +197,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	owner, err := s.auditorID()
+	owner, err := s.AuditorID()
 	if err != nil {
 		return err
 	}
@@ -206,15 +216,15 @@ func Run(ctx context.Context, o RunOptions) error {
 	now := info.Config.Name + " created " + info.Created.UTC().Format(time.RFC3339Nano)
 	switch {
 	case ident != "" && ident != now:
-		return fmt.Errorf("%w: %s holds stream %s, the server now has stream %s", ErrStreamChanged, o.DB, ident, now)
+		return fmt.Errorf("%w: %s holds stream %s, the server now has stream %s", audit.ErrStreamChanged, o.DB, ident, now)
 	case info.State.LastSeq < last:
-		return fmt.Errorf("%w: %s holds records up to seq %d, stream %s ends at seq %d", ErrStreamChanged, o.DB, last, info.Config.Name, info.State.LastSeq)
+		return fmt.Errorf("%w: %s holds records up to seq %d, stream %s ends at seq %d", audit.ErrStreamChanged, o.DB, last, info.Config.Name, info.State.LastSeq)
 	case ident == "":
 		s, err := w.open(ctx)
 		if err != nil {
 			return err
 		}
-		if err := s.setStreamIdentity(now); err != nil {
+		if err := s.SetStreamIdentity(now); err != nil {
 			return err
 		}
 		w.close()
@@ -242,13 +252,13 @@ func Run(ctx context.Context, o RunOptions) error {
 // (stored within twice allow_skew of the newest), oldest first, to be fed
 // through the checkers so that the replay caches are what they were
 // before a restart.
-func primeItems(s *Store, skew time.Duration) ([]*item, error) {
+func primeItems(s *audit.Store, skew time.Duration) ([]*item, error) {
 	_, lastStored, err := s.Last()
 	if err != nil || lastStored.IsZero() {
 		return nil, err
 	}
 	var items []*item
-	err = s.Query(Query{Since: lastStored.Add(-2 * skew), Reverse: true, Limit: policy.DefaultReplayCap}, func(r *Record) error {
+	err = s.Query(audit.Query{Since: lastStored.Add(-2 * skew), Reverse: true, Limit: policy.DefaultReplayCap}, func(r *audit.Record) error {
 		items = append(items, &item{subject: r.Subject, seq: r.Seq,
 			in: policy.Input{Body: r.Body, HeaderID: r.HeaderID, Stored: r.Stored}})
 		return nil
@@ -339,12 +349,12 @@ func (in *ingester) consumer(ctx context.Context, last uint64, restart bool) (je
 type fetched struct {
 	msgs []jetstream.Msg
 	mds  []*jetstream.MsgMetadata // each message's metadata; nil when it had none
-	gaps []Gap                    // in sequence order
+	gaps []audit.Gap              // in sequence order
 	size int                      // bytes of the messages' bodies (the in-flight budget)
 }
 
 type checked struct {
-	entries []Entry
+	entries []audit.Entry
 	ack     jetstream.Msg // the message with the highest sequence (AckAll)
 	fetched int
 	size    int
@@ -514,7 +524,7 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 // the way), or else the gap to record: nil when the sequences were never
 // the auditor's (a stream that also captures other subjects). An error
 // means the stream could not be asked.
-func (in *ingester) askGap(ctx context.Context, from, got uint64) (gap *Gap, held uint64, err error) {
+func (in *ingester) askGap(ctx context.Context, from, got uint64) (gap *audit.Gap, held uint64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	subjects := in.o.Stream.Root + ".>"
@@ -548,7 +558,7 @@ func (in *ingester) askGap(ctx context.Context, from, got uint64) (gap *Gap, hel
 		}
 		last = min(last, first-1)
 	}
-	return &Gap{First: from, Last: last, Seen: time.Now(),
+	return &audit.Gap{First: from, Last: last, Seen: time.Now(),
 		Said: fmt.Sprintf("%s; its first sequence is %d (%d messages held)", next, first, info.State.Msgs)}, 0, nil
 }
 
@@ -561,7 +571,7 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 	type pending struct {
 		c     checked
 		items []*item
-		gaps  []Entry
+		gaps  []audit.Entry
 		done  *sync.WaitGroup
 	}
 	pendC := make(chan pending, 2)
@@ -570,13 +580,13 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 		defer close(collected)
 		for p := range pendC {
 			p.done.Wait()
-			p.c.entries = make([]Entry, len(p.items), len(p.items)+len(p.gaps))
+			p.c.entries = make([]audit.Entry, len(p.items), len(p.items)+len(p.gaps))
 			for i, it := range p.items {
 				p.c.entries[i] = it.entry
 			}
 			if len(p.gaps) > 0 {
 				p.c.entries = append(p.c.entries, p.gaps...)
-				slices.SortStableFunc(p.c.entries, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+				slices.SortStableFunc(p.c.entries, func(a, b audit.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 			}
 			select {
 			case out <- p.c:
@@ -590,11 +600,11 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 	}()
 	for f := range inC {
 		c := checked{fetched: len(f.msgs), size: f.size}
-		var gaps []Entry
+		var gaps []audit.Entry
 		for i := range f.gaps {
 			g := &f.gaps[i]
 			if g.Last > last {
-				gaps = append(gaps, Entry{Seq: g.Last, Gap: g})
+				gaps = append(gaps, audit.Entry{Seq: g.Last, Gap: g})
 			}
 		}
 		// The items of a batch share one allocation.
@@ -634,7 +644,7 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 
 // commit writes each batch, then acks it.
 func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
-	var total AppendResult
+	var total audit.AppendResult
 	lastLog := time.Now()
 	var sinceGC int
 	for c := range inC {
@@ -711,7 +721,7 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 		if time.Since(lastLog) >= 10*time.Second && total.Accepted+total.Rejected+total.Gaps > 0 {
 			in.log.Info("ingested", "accepted", total.Accepted, "rejected", total.Rejected,
 				"evicted", total.Evicted, "gaps", total.Gaps, "last_seq", total.Last)
-			total, lastLog = AppendResult{}, time.Now()
+			total, lastLog = audit.AppendResult{}, time.Now()
 		}
 	}
 	return nil
@@ -720,9 +730,9 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 // logRefused logs a batch's refusals: each at debug level, and one
 // warning per batch with the count by reason (a flood of forged messages
 // makes one line per batch, not one per message).
-func (in *ingester) logRefused(entries []Entry) {
+func (in *ingester) logRefused(entries []audit.Entry) {
 	reasons := map[string]int{}
-	var first *Entry
+	var first *audit.Entry
 	for i := range entries {
 		e := &entries[i]
 		if e.Reason == policy.ReasonAccepted {
@@ -752,27 +762,27 @@ const yieldPause = 10 * time.Millisecond
 // when there is not.
 type writer struct {
 	path   string
-	opts   Options
+	opts   audit.Options
 	log    *slog.Logger
-	s      *Store
+	s      *audit.Store
 	opened time.Time
 }
 
-func (w *writer) open(ctx context.Context) (*Store, error) {
+func (w *writer) open(ctx context.Context) (*audit.Store, error) {
 	if w.s != nil {
 		return w.s, nil
 	}
 	o := w.opts
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = audit.DefaultTimeout
 	}
 	for {
-		s, err := Open(w.path, o)
+		s, err := audit.Open(w.path, o)
 		if err == nil {
 			w.s, w.opened = s, time.Now()
 			return s, nil
 		}
-		if !errors.Is(err, ErrBusy) || ctx.Err() != nil {
+		if !errors.Is(err, audit.ErrBusy) || ctx.Err() != nil {
 			return nil, err
 		}
 		w.log.Warn("waiting for a reader of the database to finish", "db", w.path, "waited", o.Timeout)

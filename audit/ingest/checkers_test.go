@@ -1,4 +1,4 @@
-package audit
+package ingest
 
 import (
 	"hash/fnv"

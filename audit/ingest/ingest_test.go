@@ -1,6 +1,7 @@
-package audit
+package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -45,7 +47,7 @@ func newNatsEnv(t *testing.T) *natsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
-	e := &natsEnv{t: t, c: c, conn: conn, alice: testKey(t, 1), bob: testKey(t, 2), mallory: testKey(t, 3),
+	e := &natsEnv{t: t, c: c, conn: conn, alice: seedKey(t, 1), bob: seedKey(t, 2), mallory: seedKey(t, 3),
 		db: filepath.Join(t.TempDir(), "audit.db"), skew: 5 * time.Second}
 	e.spec = transport.StreamSpec{Root: "remaphore", MaxAge: time.Hour, Duplicates: 2 * time.Minute, MaxConsumers: 100, MaxMsgSize: sign.MaxBody + 4096}
 	// Runs after the auditors' own cleanups (registered later) stop them.
@@ -53,7 +55,7 @@ func newNatsEnv(t *testing.T) *natsEnv {
 		if _, err := os.Stat(e.db); err != nil {
 			return
 		}
-		if s, err := Open(e.db, Options{ReadOnly: true}); err != nil {
+		if s, err := audit.Open(e.db, audit.Options{ReadOnly: true}); err != nil {
 			t.Errorf("open %s for the check: %v", e.db, err)
 		} else {
 			if err := s.Check(); err != nil {
@@ -184,9 +186,9 @@ func (a *auditor) stop(t *testing.T) {
 
 // view opens the store read-only, runs fn, checks the file's structure
 // and closes it again (so that an auditor can start after).
-func (e *natsEnv) view(fn func(s *Store)) {
+func (e *natsEnv) view(fn func(s *audit.Store)) {
 	e.t.Helper()
-	s, err := Open(e.db, Options{ReadOnly: true})
+	s, err := audit.Open(e.db, audit.Options{ReadOnly: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -258,10 +260,10 @@ func TestRun_RecordsAndRefuses(t *testing.T) {
 	au.waitFor(t, last)
 	au.stop(t)
 
-	e.view(func(s *Store) { checkRecordsAndRefuses(t, s, want) })
+	e.view(func(s *audit.Store) { checkRecordsAndRefuses(t, s, want) })
 }
 
-func checkRecordsAndRefuses(t *testing.T, s *Store, want map[uint64]string) {
+func checkRecordsAndRefuses(t *testing.T, s *audit.Store, want map[uint64]string) {
 	last := uint64(len(want))
 	for seq := uint64(1); seq <= last; seq++ {
 		r, err := s.Get(seq)
@@ -275,19 +277,19 @@ func checkRecordsAndRefuses(t *testing.T, s *Store, want map[uint64]string) {
 	// The refused ones are under -rejected with their reason, and the
 	// forged one still shows what it claimed.
 	var refused []string
-	s.Query(Query{Rejected: true}, func(r *Record) error { refused = append(refused, r.Reason); return nil })
+	s.Query(audit.Query{Rejected: true}, func(r *audit.Record) error { refused = append(refused, r.Reason); return nil })
 	if len(refused) != 10 {
 		t.Fatalf("refused: %v", refused)
 	}
-	got := seqs(t, s, Query{Rejected: true, SenderDest: "com.example.bob"})
+	got := recordSeqs(t, s, audit.Query{Rejected: true, SenderDest: "com.example.bob"})
 	if len(got) != 2 { // verb-not-allowed, wrong-request
 		t.Fatalf("refused from bob: %v", got)
 	}
 	// A request and its reply share a uuid.
-	if got := seqs(t, s, Query{UUID: "job-1"}); len(got) != 2 {
+	if got := recordSeqs(t, s, audit.Query{UUID: "job-1"}); len(got) != 2 {
 		t.Fatalf("uuid job-1: %v", got)
 	}
-	if ps := verifyProblems(t, s); len(ps) > 0 {
+	if ps := problems(t, s); len(ps) > 0 {
 		t.Fatalf("verify: %v", ps)
 	}
 }
@@ -303,7 +305,7 @@ func TestRun_BacklogJudgedByStreamTime(t *testing.T) {
 	au := e.start()
 	au.waitFor(t, 20)
 	au.stop(t)
-	e.view(func(s *Store) {
+	e.view(func(s *audit.Store) {
 		if st, err := s.Stats(); err != nil || st.Accepted != 20 {
 			t.Fatalf("stats %+v %v: a backlog was judged by the clock", st, err)
 		}
@@ -347,12 +349,12 @@ func TestRun_RestartStoresEachMessageOnce(t *testing.T) {
 	au.waitFor(t, 130)
 	au.stop(t)
 
-	e.view(func(s *Store) {
-		got := seqs(t, s, Query{})
+	e.view(func(s *audit.Store) {
+		got := recordSeqs(t, s, audit.Query{})
 		if len(got) != 130 || slices.Max(got) != 130 {
 			t.Fatalf("%d records, want 130", len(got))
 		}
-		if ps := verifyProblems(t, s); len(ps) > 0 {
+		if ps := problems(t, s); len(ps) > 0 {
 			t.Fatalf("verify: %v", ps)
 		}
 	})
@@ -362,8 +364,8 @@ func TestRun_RestartStoresEachMessageOnce(t *testing.T) {
 	au = e.start()
 	au.waitFor(t, 130)
 	au.stop(t)
-	e.view(func(s *Store) {
-		if got := seqs(t, s, Query{}); len(got) != 130 {
+	e.view(func(s *audit.Store) {
+		if got := recordSeqs(t, s, audit.Query{}); len(got) != 130 {
 			t.Fatalf("a fresh database holds %d records, want 130", len(got))
 		}
 	})
@@ -374,8 +376,8 @@ func TestRun_SecondAuditorFailsAtOnce(t *testing.T) {
 	e.start()
 	start := time.Now()
 	err := Run(context.Background(), RunOptions{Conn: e.conn, Stream: e.spec, Peers: e.peers, AllowSkew: e.skew, DB: e.db})
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("second auditor: %v, want ErrLocked", err)
+	if !errors.Is(err, audit.ErrLocked) {
+		t.Fatalf("second auditor: %v, want audit.ErrLocked", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("second auditor took %s to fail", d)
@@ -391,7 +393,7 @@ func TestRun_ReadersGetInDuringABacklog(t *testing.T) {
 	au := e.start(func(o *RunOptions) { o.HoldMax = 100 * time.Millisecond; o.Batch = 100 })
 	reads := 0
 	for au.last.Load() < n {
-		s, err := Open(e.db, Options{ReadOnly: true, Timeout: 5 * time.Second})
+		s, err := audit.Open(e.db, audit.Options{ReadOnly: true, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatalf("reader during the backlog: %v", err)
 		}
@@ -414,12 +416,12 @@ func TestRun_FloodOfRefusalsIsCapped(t *testing.T) {
 	au := e.start(func(o *RunOptions) { o.Store.MaxRejected = 10 })
 	au.waitFor(t, 41)
 	au.stop(t)
-	e.view(func(s *Store) {
+	e.view(func(s *audit.Store) {
 		st, _ := s.Stats()
 		if st.Rejected != 10 || st.Evicted != 30 || st.Accepted != 1 {
 			t.Fatalf("stats %+v", st)
 		}
-		if ps := verifyProblems(t, s); len(ps) > 0 {
+		if ps := problems(t, s); len(ps) > 0 {
 			t.Fatalf("verify: %v", ps)
 		}
 	})
@@ -448,7 +450,7 @@ func TestRun_ReplayCacheSurvivesARestart(t *testing.T) {
 	au = e.start()
 	au.waitFor(t, 2)
 	au.stop(t)
-	e.view(func(s *Store) {
+	e.view(func(s *audit.Store) {
 		r, err := s.Get(2)
 		if err != nil || r == nil || r.Reason != "replay" {
 			t.Fatalf("the copy after a restart: %+v %v, want a replay", r, err)
@@ -472,12 +474,12 @@ func TestRun_ConcurrentPublishers(t *testing.T) {
 	wg.Wait()
 	au.waitFor(t, 600)
 	au.stop(t)
-	e.view(func(s *Store) {
+	e.view(func(s *audit.Store) {
 		st, _ := s.Stats()
 		if st.Accepted != 600 || st.Rejected != 0 {
 			t.Fatalf("stats %+v", st)
 		}
-		if ps := verifyProblems(t, s); len(ps) > 0 {
+		if ps := problems(t, s); len(ps) > 0 {
 			t.Fatalf("verify: %v", ps)
 		}
 	})
@@ -512,11 +514,11 @@ func TestRun_LostDeliveriesAreReadAgain(t *testing.T) {
 	if n := strings.Count(logs.String(), "delivered but not received"); n != 2 {
 		t.Errorf("%d re-reads, want 2:\n%s", n, logs.String())
 	}
-	e.view(func(s *Store) {
-		if got := seqs(t, s, Query{}); len(got) != 30 {
+	e.view(func(s *audit.Store) {
+		if got := recordSeqs(t, s, audit.Query{}); len(got) != 30 {
 			t.Fatalf("%d records, want 30: %v", len(got), got)
 		}
-		if ps := verifyProblems(t, s); len(ps) > 0 {
+		if ps := problems(t, s); len(ps) > 0 {
 			t.Fatalf("verify: %v", ps)
 		}
 	})
@@ -547,12 +549,12 @@ func TestRun_GapsInTheStreamAreRecorded(t *testing.T) {
 	if l := logs.String(); strings.Count(l, "recorded as a gap") != 3 || strings.Contains(l, "delivered but not received") {
 		t.Errorf("logs:\n%s", l)
 	}
-	e.view(func(s *Store) {
-		if got := seqs(t, s, Query{}); !slices.Equal(got, []uint64{2, 3, 6, 7, 8, 9, 11}) {
+	e.view(func(s *audit.Store) {
+		if got := recordSeqs(t, s, audit.Query{}); !slices.Equal(got, []uint64{2, 3, 6, 7, 8, 9, 11}) {
 			t.Fatalf("records %v", got)
 		}
 		var gaps []string
-		s.Gaps(func(g *Gap) error { gaps = append(gaps, g.Range()+": "+g.Said); return nil })
+		s.Gaps(func(g *audit.Gap) error { gaps = append(gaps, g.Range()+": "+g.Said); return nil })
 		want := []string{
 			"seq 1: the next message on remaphore.> is seq 2; its first sequence is 2 (7 messages held)",
 			"seq 4-5: the next message on remaphore.> is seq 6; its first sequence is 2 (7 messages held)",
@@ -564,7 +566,7 @@ func TestRun_GapsInTheStreamAreRecorded(t *testing.T) {
 		if st, _ := s.Stats(); st.Gaps != 3 || st.GapSeqs != 4 || st.LastSeq != 11 {
 			t.Fatalf("stats %+v", st)
 		}
-		res, err := s.Verify(func(p Problem) { t.Errorf("verify: %v", p) })
+		res, err := s.Verify(func(p audit.Problem) { t.Errorf("verify: %v", p) })
 		if err != nil || len(res.Gaps) != 3 || res.GapSeqs != 4 {
 			t.Fatalf("verify: %+v %v", res, err)
 		}
@@ -587,8 +589,8 @@ func TestRun_AnotherStreamUnderTheSameNameIsRefused(t *testing.T) {
 		e.send(e.alice)
 	}
 	err := Run(context.Background(), RunOptions{Conn: e.conn, Stream: e.spec, Peers: e.peers, AllowSkew: e.skew, DB: e.db})
-	if !errors.Is(err, ErrStreamChanged) {
-		t.Fatalf("run on a new stream: %v, want ErrStreamChanged", err)
+	if !errors.Is(err, audit.ErrStreamChanged) {
+		t.Fatalf("run on a new stream: %v, want audit.ErrStreamChanged", err)
 	}
 }
 
@@ -613,7 +615,7 @@ func TestRun_ForgeryAfterManyValid(t *testing.T) {
 	au := e.start()
 	au.waitFor(t, uint64(len(want)))
 	au.stop(t)
-	e.view(func(s *Store) {
+	e.view(func(s *audit.Store) {
 		for seq, reason := range want {
 			r, err := s.Get(seq)
 			if err != nil || r == nil {
@@ -623,8 +625,35 @@ func TestRun_ForgeryAfterManyValid(t *testing.T) {
 				t.Errorf("seq %d: %s (%s), want %s", seq, r.Reason, r.Detail, reason)
 			}
 		}
-		if ps := verifyProblems(t, s); len(ps) > 0 {
+		if ps := problems(t, s); len(ps) > 0 {
 			t.Fatalf("verify: %v", ps)
 		}
 	})
+}
+
+// seedKey is the key whose seed is 32 bytes b: the same key in every run.
+func seedKey(t testing.TB, b byte) sign.PrivateKey {
+	k, err := sign.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{b}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// recordSeqs returns the sequences of the records q finds.
+func recordSeqs(t testing.TB, s *audit.Store, q audit.Query) []uint64 {
+	var out []uint64
+	err := s.Query(q, func(r *audit.Record) error { out = append(out, r.Seq); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// problems returns what Verify finds wrong with s.
+func problems(t testing.TB, s *audit.Store) (ps []audit.Problem) {
+	if _, err := s.Verify(func(p audit.Problem) { ps = append(ps, p) }); err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
