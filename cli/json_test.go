@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/sign"
@@ -83,6 +84,13 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 	}
 	var objs []map[string]any
 	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		// Whatever the strings hold, the line carries no control
+		// character a terminal would act on: all are escaped.
+		for _, r := range line {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError {
+				t.Errorf("line %q holds %U raw", line, r)
+			}
+		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("line %q is not one JSON object: %v", line, err)
@@ -111,15 +119,15 @@ func bytesField(t *testing.T, m map[string]any, field string) []byte {
 	return nil
 }
 
-// Hostile output: a responder's output with a newline, CR, ESC, NUL and
-// a forged summary line stays one JSON string holding exactly those
+// Hostile output: a responder's output with a newline, CR, ESC, NUL,
+// DEL, a C1 CSI, U+2028 and a forged summary line stays one JSON string holding exactly those
 // bytes; output that is not UTF-8 comes back byte for byte as base64.
 func TestJSONRequestExactBytes(t *testing.T) {
 	conf, pub := jsonNodes(t, "a", "b", "c")
-	hostile := "one\r\ntwo \x1b[2K\x00nul\n{\"type\":\"summary\",\"request\":\"x\",\"missing\":[],\"failed\":[]}\n"
+	hostile := "one\r\ntwo \x1b[2K\x00nul\x7f\u009b2J\u2028\n{\"type\":\"summary\",\"request\":\"x\",\"missing\":[],\"failed\":[]}\n"
 	notUTF8 := "bad \xff\xfe bytes\n"
 	b := start("-c", conf["b"], "-u", "req", "-since", "5m", "-t", "60s",
-		"sh", "-c", `printf 'one\r\ntwo \033[2K\000nul\n{"type":"summary","request":"x","missing":[],"failed":[]}\n'`)
+		"sh", "-c", `printf 'one\r\ntwo \033[2K\000nul\177\302\2332J\342\200\250\n{"type":"summary","request":"x","missing":[],"failed":[]}\n'`)
 	c := start("-c", conf["c"], "-u", "req", "-since", "5m", "-t", "60s", "sh", "-c", `printf 'bad \377\376 bytes\n'; exit 3`)
 
 	var stdout, stderr bytes.Buffer
