@@ -240,3 +240,30 @@ func TestJSONReceiveLoop(t *testing.T) {
 		t.Errorf("the script's printf of the payload did not reach stderr:\n%q", rcv.stderr.String())
 	}
 }
+
+// FuzzJSONBytes: whatever bytes an output holds, its -json line is one
+// line, decodes to exactly those bytes, and carries no raw control
+// character (the seeds run as a plain test).
+func FuzzJSONBytes(f *testing.F) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, s := range []string{"", "plain", "a\nb\r\n", "\x1b[2J\x00", "\x7f\u0085\u009b\u2028\u2029", "\xff\xfe", "\xc2", string(all), `"}\n{"type":"summary"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		var buf bytes.Buffer
+		b := bytesOf(out)
+		if err := writeJSON(&buf, jsonAnswer{Type: "answer", Output: b.Text, OutputBase64: b.Base64}); err != nil {
+			t.Fatal(err)
+		}
+		objs := jsonLines(t, buf.String())
+		if len(objs) != 1 {
+			t.Fatalf("%d lines for %q", len(objs), out)
+		}
+		if got := bytesField(t, objs[0], "output"); !bytes.Equal(got, out) {
+			t.Fatalf("decoded %q, want %q", got, out)
+		}
+	})
+}
