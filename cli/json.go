@@ -18,7 +18,8 @@ import (
 )
 
 // -json output: one JSON object per line on stdout, each with a "type"
-// (docs/json.md is the reference). encoding/json escapes every control
+// (docs/json.md is the reference). Field names are those of
+// remaphore-audit query -json where they mean the same thing. encoding/json escapes every control
 // character (newline and CR included) and U+2028/U+2029 inside strings,
 // so whatever bytes a responder or sender chose, an object is exactly one
 // line and cannot end early or pose as another. It would also silently
@@ -46,9 +47,9 @@ func jsonTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // jsonAnswer is one responder's answer to -r.
 type jsonAnswer struct {
 	Type         string  `json:"type"` // "answer"
-	Request      string  `json:"request"`
-	Destination  string  `json:"destination"`
+	RequestID    string  `json:"request_id"`
 	Sender       string  `json:"sender"`
+	SenderDest   string  `json:"sender_dest"` // its name in the requester's [ Peers ]
 	ExitCode     int     `json:"exit_code"`
 	Output       *string `json:"output,omitempty"`
 	OutputBase64 *string `json:"output_base64,omitempty"`
@@ -66,24 +67,24 @@ type jsonAnswer struct {
 // answers are over, with the responders that did not answer and those that
 // answered non-zero (empty lists, never null).
 type jsonSummary struct {
-	Type     string   `json:"type"` // "summary"
-	Request  string   `json:"request"`
-	Expected int      `json:"expected"`
-	Answered int      `json:"answered"`
-	Missing  []string `json:"missing"`
-	Failed   []string `json:"failed"`
+	Type      string   `json:"type"` // "summary"
+	RequestID string   `json:"request_id"`
+	Expected  int      `json:"expected"`
+	Answered  int      `json:"answered"`
+	Missing   []string `json:"missing"`
+	Failed    []string `json:"failed"`
 	// Reason says what ended the wait before everyone answered.
 	Reason string `json:"reason,omitempty"`
 }
 
 // jsonMessage is a message a receiver accepted.
 type jsonMessage struct {
-	Type              string `json:"type"` // "message"
-	ID                string `json:"id"`
-	Seq               uint64 `json:"seq"`
-	Sender            string `json:"sender"`
-	SenderDestination string `json:"sender_destination"`
-	Destination       string `json:"destination"` // the pattern the sender addressed
+	Type       string `json:"type"` // "message"
+	ID         string `json:"id"`
+	Seq        uint64 `json:"seq"`
+	Sender     string `json:"sender"`
+	SenderDest string `json:"sender_dest"` // its name in the receiver's [ Peers ]
+	Dest       string `json:"dest"`        // the pattern the sender addressed
 	// Matched is the receiver's own destination that the pattern matched;
 	// null when the receiver matches any destination (-d).
 	Matched       *string `json:"matched"`
@@ -99,14 +100,14 @@ type jsonMessage struct {
 // jsonSent is what -s -json prints once the stream stored the message:
 // the id and sequence to find it again (in the auditor, in the stream).
 type jsonSent struct {
-	Type        string `json:"type"` // "sent"
-	ID          string `json:"id"`
-	Seq         uint64 `json:"seq"`
-	Sender      string `json:"sender"`
-	Destination string `json:"destination"`
-	Verb        string `json:"verb"`
-	UUID        string `json:"uuid"`
-	Sent        string `json:"sent"`
+	Type   string `json:"type"` // "sent"
+	ID     string `json:"id"`
+	Seq    uint64 `json:"seq"`
+	Sender string `json:"sender"`
+	Dest   string `json:"dest"`
+	Verb   string `json:"verb"`
+	UUID   string `json:"uuid"`
+	Sent   string `json:"sent"`
 }
 
 // writeJSON writes v as one line with one Write, so lines never
@@ -156,7 +157,7 @@ func (r *runner) answerJSON(req *sign.Envelope) func(node.Answer) error {
 	return func(a node.Answer) error {
 		out := bytesOf(a.Output)
 		return writeJSON(r.stdout, jsonAnswer{
-			Type: "answer", Request: req.ID, Destination: a.Responder.Dest, Sender: a.Responder.Key.String(),
+			Type: "answer", RequestID: req.ID, Sender: a.Responder.Key.String(), SenderDest: a.Responder.Dest,
 			ExitCode: a.ExitCode, Output: out.Text, OutputBase64: out.Base64,
 			ElapsedMS: millis(time.Since(req.Sent)), Sent: jsonTime(a.Sent), Stored: jsonTime(a.Stored),
 			ID: a.ID, Seq: a.Seq,
@@ -169,7 +170,7 @@ func millis(d time.Duration) float64 { return math.Round(float64(d.Microseconds(
 
 // summaryJSON prints -r -json's last object.
 func (r *runner) summaryJSON(ctx context.Context, req *sign.Envelope, out *node.Outcome) error {
-	s := jsonSummary{Type: "summary", Request: req.ID, Expected: len(out.Expected), Answered: len(out.Answers),
+	s := jsonSummary{Type: "summary", RequestID: req.ID, Expected: len(out.Expected), Answered: len(out.Answers),
 		Missing: append([]string{}, out.Missing...), Failed: append([]string{}, out.Failed...)}
 	if !out.Complete() {
 		s.Reason = fmt.Sprint(context.Cause(ctx))
@@ -183,8 +184,8 @@ func (r *runner) messageJSON(v policy.Verdict, d transport.Delivery, dest string
 	env := v.Env
 	p := bytesOf(env.Payload)
 	m := jsonMessage{
-		Type: "message", ID: env.ID, Seq: d.Seq, Sender: env.Sender.String(), SenderDestination: v.Peer.Dest,
-		Destination: env.Dest, Verb: env.Verb, UUID: env.UUID, Request: env.Request,
+		Type: "message", ID: env.ID, Seq: d.Seq, Sender: env.Sender.String(), SenderDest: v.Peer.Dest,
+		Dest: env.Dest, Verb: env.Verb, UUID: env.UUID, Request: env.Request,
 		Payload: p.Text, PayloadBase64: p.Base64, Sent: jsonTime(env.Sent), Stored: jsonTime(d.Stored),
 	}
 	if !anyDest {
@@ -196,5 +197,5 @@ func (r *runner) messageJSON(v policy.Verdict, d transport.Delivery, dest string
 // sentJSON prints what -s -json reports.
 func (r *runner) sentJSON(env *sign.Envelope, seq uint64) error {
 	return writeJSON(r.stdout, jsonSent{Type: "sent", ID: env.ID, Seq: seq, Sender: env.Sender.String(),
-		Destination: env.Dest, Verb: env.Verb, UUID: env.UUID, Sent: jsonTime(env.Sent)})
+		Dest: env.Dest, Verb: env.Verb, UUID: env.UUID, Sent: jsonTime(env.Sent)})
 }

@@ -146,9 +146,9 @@ func TestJSONRequestExactBytes(t *testing.T) {
 		if o["type"] != "answer" {
 			t.Fatalf("object %v: want type answer before the summary", o)
 		}
-		answers[o["destination"].(string)] = o
+		answers[o["sender_dest"].(string)] = o
 	}
-	reqID := objs[2]["request"]
+	reqID := objs[2]["request_id"]
 	for dest, want := range map[string]struct {
 		out, sender string
 		code        float64
@@ -160,8 +160,8 @@ func TestJSONRequestExactBytes(t *testing.T) {
 		if got := bytesField(t, a, "output"); string(got) != want.out {
 			t.Errorf("%s output %q, want %q", dest, got, want.out)
 		}
-		if a["sender"] != want.sender || a["exit_code"] != want.code || a["request"] != reqID {
-			t.Errorf("%s: sender %v exit_code %v request %v, want %s %v %v", dest, a["sender"], a["exit_code"], a["request"], want.sender, want.code, reqID)
+		if a["sender"] != want.sender || a["exit_code"] != want.code || a["request_id"] != reqID {
+			t.Errorf("%s: sender %v exit_code %v request_id %v, want %s %v %v", dest, a["sender"], a["exit_code"], a["request_id"], want.sender, want.code, reqID)
 		}
 		sent, err1 := time.Parse(time.RFC3339Nano, a["sent"].(string))
 		stored, err2 := time.Parse(time.RFC3339Nano, a["stored"].(string))
@@ -175,7 +175,7 @@ func TestJSONRequestExactBytes(t *testing.T) {
 			t.Errorf("%s: reply id %v seq %v", dest, a["id"], a["seq"])
 		}
 	}
-	want := map[string]any{"type": "summary", "request": reqID, "expected": 2.0, "answered": 2.0,
+	want := map[string]any{"type": "summary", "request_id": reqID, "expected": 2.0, "answered": 2.0,
 		"missing": []any{}, "failed": []any{"com.test.c"}}
 	if !reflect.DeepEqual(objs[2], want) {
 		t.Errorf("summary %v, want %v", objs[2], want)
@@ -220,7 +220,7 @@ func TestJSONReceiveLoop(t *testing.T) {
 			t.Errorf("message %d payload %q, want %q", i, got, payloads[i])
 		}
 		for k, want := range map[string]any{"type": "message", "id": sent[i]["id"], "seq": sent[i]["seq"],
-			"sender": pub["a"], "sender_destination": "com.test.a", "destination": "com.test.b",
+			"sender": pub["a"], "sender_dest": "com.test.a", "dest": "com.test.b",
 			"matched": "com.test.b", "verb": "deploy", "uuid": fmt.Sprint("job", i), "request": false, "sent": sent[i]["sent"]} {
 			if m[k] != want {
 				t.Errorf("message %d: %s = %v, want %v", i, k, m[k], want)
