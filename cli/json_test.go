@@ -267,3 +267,10 @@ func FuzzJSONBytes(f *testing.F) {
 		}
 	})
 }
+
+// -h documents -json and where its reference is.
+func TestJSONUsage(t *testing.T) {
+	if u := usageOf(t); !strings.Contains(u, "-json") || !strings.Contains(u, "docs/json.md") {
+		t.Errorf("-h does not document -json:\n%s", u)
+	}
+}
