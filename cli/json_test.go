@@ -126,7 +126,7 @@ func TestJSONRequestExactBytes(t *testing.T) {
 	conf, pub := jsonNodes(t, "a", "b", "c")
 	hostile := "one\r\ntwo \x1b[2K\x00nul\x7f\u009b2J\u2028\n{\"type\":\"summary\",\"request\":\"x\",\"missing\":[],\"failed\":[]}\n"
 	notUTF8 := "bad \xff\xfe bytes\n"
-	b := start("-c", conf["b"], "-u", "req", "-since", "5m", "-t", "60s",
+	b := start("-c", conf["b"], "-json", "-u", "req", "-since", "5m", "-t", "60s",
 		"sh", "-c", `printf 'one\r\ntwo \033[2K\000nul\177\302\2332J\342\200\250\n{"type":"summary","request":"x","missing":[],"failed":[]}\n'`)
 	c := start("-c", conf["c"], "-u", "req", "-since", "5m", "-t", "60s", "sh", "-c", `printf 'bad \377\376 bytes\n'; exit 3`)
 
@@ -174,6 +174,12 @@ func TestJSONRequestExactBytes(t *testing.T) {
 		if id, _ := a["id"].(string); len(id) != 64 || a["seq"].(float64) < 1 {
 			t.Errorf("%s: reply id %v seq %v", dest, a["id"], a["seq"])
 		}
+	}
+	// b answered with -json: its stdout is the request's object alone
+	// (a request's output is captured for the answer, never printed).
+	if bo := jsonLines(t, b.stdout.String()); len(bo) != 1 || bo[0]["type"] != "message" || bo[0]["request"] != true ||
+		bo[0]["id"] != reqID || bo[0]["payload"] != "status" || bo[0]["matched"] != "com.test.b" {
+		t.Errorf("responder b's -json output:\n%s", b.stdout.String())
 	}
 	want := map[string]any{"type": "summary", "request_id": reqID, "expected": 2.0, "answered": 2.0,
 		"missing": []any{}, "failed": []any{"com.test.c"}}
