@@ -26,6 +26,7 @@ import (
 type options struct {
 	send, request, example bool
 	version                bool
+	json                   bool
 	configPath             string
 	channel                string
 	dest                   string
@@ -77,6 +78,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
+	fs.BoolVar(&o.json, "json", false, "Print JSON, one object per line (see docs/json.md): -r one per answer and a summary; a receiver one per accepted message (a script's stdout then goes to stderr); -s the stored message's id and sequence")
 	fs.BoolVar(&o.version, "version", false, "Print the version of this build and exit")
 	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -13,6 +13,14 @@
 // "remaphore: hint: …", on stderr; stdout carries only data that scripts
 // parse (reply records, a script's own output, the example config).
 //
+// With -json, stdout carries one JSON object per line and nothing else
+// (json.go; the reference is docs/json.md): -r an "answer" per responder
+// and a closing "summary", a receiver a "message" per accepted message,
+// -s the "sent" message's id and sequence. A receiver's script then writes
+// its stdout to stderr, since its bytes could break or forge the objects.
+// Every control character is escaped, and output or a payload that is not
+// UTF-8 is given as base64, so each line holds exactly the bytes sent.
+//
 // # Exit codes
 //
 //	0  received a matching message / all responders answered with exit code 0 / sent and stored

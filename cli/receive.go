@@ -24,6 +24,12 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	cmd := script.Command{Argv: o.args, Stdout: r.stdout, Stderr: r.stderr}
+	if o.json {
+		// stdout is one JSON object per line: a script's output there
+		// would break every parser, and a script echoing a payload
+		// could forge an object. It goes to stderr, still visible.
+		cmd.Stdout = r.stderr
+	}
 	// Before anything is consumed: a script that cannot run would use up
 	// the message it was waiting for.
 	if err := cmd.Check(); err != nil {
@@ -79,6 +85,11 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		received++
 		env := v.Env
 		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "request", env.Request)
+		if o.json {
+			if err := r.messageJSON(v, d, rcv.Destination(), o.anyDest); err != nil {
+				return 0, err
+			}
+		}
 		code := 0
 		if len(cmd.Argv) > 0 || env.Request {
 			if code, err = rcv.Handle(ctx, cmd, v); err != nil {

@@ -101,6 +101,9 @@ func (r *runner) send(ctx context.Context) error {
 		return natsErr(err)
 	}
 	r.log.Info("sent", "id", env.ID, "seq", seq, "verb", env.Verb, "uuid", env.UUID, "dest", env.Dest, "sender", env.Sender, "elapsed", time.Since(start))
+	if r.o.json {
+		return r.sentJSON(env, seq)
+	}
 	return nil
 }
 
@@ -132,15 +135,21 @@ func (r *runner) request(ctx context.Context) (int, error) {
 	}
 	defer conn.Close()
 	w := newRecordWriter(r.stdout, isTerminal(r.stdout))
-	out, err := node.Request(ctx, conn, r.cfg, env, node.RequestOptions{
-		Expected: expected, Logger: r.log,
-		OnAnswer: func(a node.Answer) error { return w.write(a.Responder.Dest, a.ExitCode, a.Output) },
-	})
+	onAnswer := func(a node.Answer) error { return w.write(a.Responder.Dest, a.ExitCode, a.Output) }
+	if r.o.json {
+		onAnswer = r.answerJSON(env)
+	}
+	out, err := node.Request(ctx, conn, r.cfg, env, node.RequestOptions{Expected: expected, Logger: r.log, OnAnswer: onAnswer})
 	if errors.Is(err, node.ErrRules) {
 		return 0, usageErr("", "%v", err)
 	}
 	if err != nil {
 		return 0, natsErr(err)
+	}
+	if r.o.json {
+		if err := r.summaryJSON(ctx, env, out); err != nil {
+			return 0, err
+		}
 	}
 	return r.exitOf(ctx, out)
 }

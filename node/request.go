@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/remaphore/remaphore/config"
 	"github.com/remaphore/remaphore/policy"
@@ -40,6 +41,10 @@ type Answer struct {
 	ExitCode  int // the responder's script's exit code (-1: it could not run)
 	Output    []byte
 	Seq       uint64 // stream sequence of the reply
+	ID        string // the reply's message id
+	// Sent is when the responder signed the reply (its clock), Stored
+	// when the stream stored it (the server's clock).
+	Sent, Stored time.Time
 }
 
 // RequestOptions configure Request.
@@ -131,7 +136,8 @@ func Request(ctx context.Context, conn *transport.Conn, cfg *config.Config, env 
 				continue
 			}
 			answered[v.Env.Sender] = true
-			a := Answer{Responder: v.Peer, ExitCode: int(v.Env.ExitCode), Output: v.Env.Payload, Seq: d.Seq}
+			a := Answer{Responder: v.Peer, ExitCode: int(v.Env.ExitCode), Output: v.Env.Payload, Seq: d.Seq,
+				ID: v.Env.ID, Sent: v.Env.Sent, Stored: d.Stored}
 			out.Answers = append(out.Answers, a)
 			if a.ExitCode != 0 {
 				out.Failed = append(out.Failed, a.Responder.Dest)

@@ -108,6 +108,10 @@ func TestRequestFirstAnswerForgeriesAndMissing(t *testing.T) {
 		if ans.Responder.Dest == "com.t.b" && string(ans.Output) != "first\n" {
 			t.Errorf("b's answer %q, want its first reply (not the forgery, not the second)", ans.Output)
 		}
+		// The reply's own id and times (the -json output prints them).
+		if len(ans.ID) != 64 || ans.ID == env.ID || ans.Seq == 0 || ans.Sent.Before(env.Sent) || ans.Stored.IsZero() {
+			t.Errorf("%s's answer: id %q seq %d sent %v stored %v (request sent %v)", ans.Responder.Dest, ans.ID, ans.Seq, ans.Sent, ans.Stored, env.Sent)
+		}
 	}
 	if strings.Join(out.Failed, " ") != "com.t.c" || strings.Join(out.Missing, " ") != "com.t.d" || out.Complete() || out.OK() {
 		t.Errorf("failed %v, missing %v: want c failed and d missing", out.Failed, out.Missing)
