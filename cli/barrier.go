@@ -110,7 +110,7 @@ func (r *runner) splayWait(ctx context.Context) (bool, error) {
 		if sig := signalOf(ctx); sig != nil {
 			return false, sig
 		}
-		fmt.Fprintf(r.stderr, "remaphore: %v during the splay of %s: the script did not run\n", context.Cause(ctx), d)
+		fmt.Fprintf(r.stderr, "remaphore: %v during the splay of %s, after the message was accepted: give -t room for -splay\n", context.Cause(ctx), d.Round(time.Millisecond))
 		return false, nil
 	}
 }

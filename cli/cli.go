@@ -126,7 +126,7 @@ func (o *options) validate() error {
 	case (o.send || o.request) && (o.barrier != "" || o.from != "" || o.splaySet):
 		return usageErr("-n, -from and -splay are receive options", "%s does not take -n, -from or -splay", map[bool]string{true: "-s", false: "-r"}[o.send])
 	case o.splay < 0:
-		return usageErr("", "-splay %s is negative", o.splay)
+		return usageErr("-splay takes the window to spread over, like 30s; without it nothing waits", "-splay %s is negative", o.splay)
 	case o.from != "" && o.barrier == "":
 		return usageErr("-from narrows a barrier: give -n N or -n all", "-from without -n")
 	}
