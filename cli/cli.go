@@ -83,7 +83,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.uuid, "u", "", "Send: the UUID to put in the message. Receive: only match this UUID (implies -o)")
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
-	fs.StringVar(&o.barrier, "n", "", "Receive: barrier: wait for matching messages from `N` distinct senders (or all peers that may send them), run the script once, exit")
+	fs.StringVar(&o.barrier, "n", "", "Receive: barrier: wait for matching messages from `N` distinct senders (-n all: every peer that may send them), run the script once, exit")
 	fs.StringVar(&o.from, "from", "", "Receive with -n: count only peers whose destination matches this `pattern` (as -D of a sender)")
 	fs.DurationVar(&o.splay, "splay", 0, "Receive: wait a random time in [0, `D`) after the message (or the completed -n barrier) before the script runs or remaphore exits")
 	fs.BoolVar(&o.version, "version", false, "Print the version of this build and exit")
