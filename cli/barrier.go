@@ -24,9 +24,13 @@ func (r *runner) newBarrier(verbs *policy.Verbs, sender sign.PublicKey) (*node.B
 		}
 		from = &pat
 	}
-	b, err := node.NewBarrier(node.BarrierCandidates(r.cfg, verbs, sender, from), r.o.need)
+	candidates, self := node.BarrierCandidates(r.cfg, verbs, sender, from)
+	if len(self) > 0 {
+		r.log.Info("not waiting for this node's own identities", "peers", strings.Join(self, " "))
+	}
+	b, err := node.NewBarrier(candidates, r.o.need)
 	if errors.Is(err, node.ErrBarrierSize) {
-		return nil, usageErr("-n counts distinct [ Peers ] in "+r.cfg.Path+" that may send the verb (narrowed by -v, -p and -from): lower -n, or use -n all", "-n %s: %v", r.o.barrier, err)
+		return nil, usageErr("-n counts distinct [ Peers ] in "+r.cfg.Path+" that may send the verb (narrowed by -v, -p and -from; never this node's own identities): lower -n, or use -n all", "-n %s: %v", r.o.barrier, err)
 	}
 	return b, err
 }
@@ -44,7 +48,7 @@ func (r *runner) waitBarrier(ctx context.Context, rcv *node.Receiver, cmd script
 		if !b.Add(v) {
 			why := "sender already counted"
 			if !b.IsCandidate(env.Sender) {
-				why = "sender not counted by this barrier (-from, -v or -p)"
+				why = "sender not counted by this barrier (-from, -v, -p, or this node's own identity)"
 			}
 			r.log.Info("accepted, not counted", "reason", why, "id", env.ID, "seq", d.Seq, "peer", v.Peer.Dest)
 			continue

@@ -20,23 +20,32 @@ import (
 // (remaphore -n all).
 const BarrierAll = 0
 
-// BarrierCandidates are the peers of cfg whose messages a barrier can
-// count: those that may send one of verbs (any verb when verbs is nil),
-// equal to sender when it is not zero (-p), and whose destination matches
-// from when it is not nil (-from). A peer the policy would refuse the
-// verb to could never complete a barrier, so it is not waited for.
-func BarrierCandidates(cfg *config.Config, verbs *policy.Verbs, sender sign.PublicKey, from *policy.Pattern) []policy.Peer {
-	var out []policy.Peer
+// BarrierCandidates splits the peers of cfg whose messages a barrier
+// could count, those that may send one of verbs (any verb when verbs is
+// nil), equal to sender when it is not zero (-p), and whose destination
+// matches from when it is not nil (-from), into the candidates and the
+// destinations of this node's own identities (self). As for a request
+// (see Responders), a node does not wait for itself: a config written by
+// remaphore -C lists the node as its own peer, and -n all would wait for
+// a message the waiter never sends. A peer the policy would refuse every
+// such verb to could never count, so it is not waited for either.
+func BarrierCandidates(cfg *config.Config, verbs *policy.Verbs, sender sign.PublicKey, from *policy.Pattern) (candidates []policy.Peer, self []string) {
+	own := make(map[sign.PublicKey]bool, len(cfg.Identities))
+	for _, id := range cfg.Identities {
+		own[id.Key.Public()] = true
+	}
 	for _, p := range cfg.Peers {
 		switch {
 		case !sender.IsZero() && p.Key != sender:
 		case from != nil && !from.Match(p.Dest):
 		case !maySendAny(p.Verbs, verbs):
+		case own[p.Key]:
+			self = append(self, p.Dest)
 		default:
-			out = append(out, p)
+			candidates = append(candidates, p)
 		}
 	}
-	return out
+	return candidates, self
 }
 
 // maySendAny reports whether a peer allowed have may send one of want
@@ -70,6 +79,7 @@ type Barrier struct {
 	candidates map[sign.PublicKey]policy.Peer
 	order      []policy.Peer // candidates, as in the config
 	arrived    []policy.Peer // counted senders, in arrival order
+	counted    map[sign.PublicKey]bool
 	last       policy.Verdict
 }
 
@@ -86,7 +96,8 @@ func NewBarrier(candidates []policy.Peer, need int) (*Barrier, error) {
 	if need < 0 || need > len(candidates) {
 		return nil, fmt.Errorf("%w: %d senders wanted, and only %d peers may send (%s)", ErrBarrierSize, need, len(candidates), strings.Join(dests(candidates), " "))
 	}
-	b := &Barrier{need: need, candidates: make(map[sign.PublicKey]policy.Peer, len(candidates)), order: candidates}
+	b := &Barrier{need: need, candidates: make(map[sign.PublicKey]policy.Peer, len(candidates)), order: candidates,
+		counted: make(map[sign.PublicKey]bool, need)}
 	for _, p := range candidates {
 		b.candidates[p.Key] = p
 	}
@@ -100,14 +111,10 @@ func (b *Barrier) Add(v policy.Verdict) bool {
 		return false
 	}
 	p, ok := b.candidates[v.Env.Sender]
-	if !ok {
+	if !ok || b.counted[p.Key] {
 		return false
 	}
-	for _, a := range b.arrived {
-		if a.Key == p.Key {
-			return false
-		}
-	}
+	b.counted[p.Key] = true
 	b.arrived = append(b.arrived, p)
 	b.last = v
 	return true
@@ -135,21 +142,12 @@ func (b *Barrier) Senders() []string { return dests(b.arrived) }
 func (b *Barrier) Missing() []string {
 	var out []string
 	for _, p := range b.order {
-		if !b.counted(p.Key) {
+		if !b.counted[p.Key] {
 			out = append(out, p.Dest)
 		}
 	}
 	sort.Strings(out)
 	return out
-}
-
-func (b *Barrier) counted(k sign.PublicKey) bool {
-	for _, a := range b.arrived {
-		if a.Key == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Last is the last counted message: the one that completed the barrier.

@@ -73,10 +73,23 @@ func TestBarrierCandidates(t *testing.T) {
 		{"-p outside -from", nil, keys["com.crypto.us.left"].Public(), &eu, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := candidateDests(node.BarrierCandidates(cfg, c.verbs, c.sender, c.from)); !slices.Equal(got, c.want) {
-				t.Errorf("candidates %q, want %q", got, c.want)
+			got, self := node.BarrierCandidates(cfg, c.verbs, c.sender, c.from)
+			if !slices.Equal(candidateDests(got), c.want) || self != nil {
+				t.Errorf("candidates %q, self %q; want %q, none", candidateDests(got), self, c.want)
 			}
 		})
+	}
+}
+
+// A node never waits for itself: a config written by remaphore -C lists
+// the node among its own peers.
+func TestBarrierCandidatesNotSelf(t *testing.T) {
+	cfg, keys := barrierFleet(t)
+	cfg.Identities = []policy.Identity{{Key: keys["com.crypto.eu.east"], Verbs: policy.AllVerbs()}}
+	got, self := node.BarrierCandidates(cfg, nil, sign.PublicKey{}, nil)
+	if want := []string{"com.crypto.eu.west", "com.crypto.us.left", "com.crypto.us.right"}; !slices.Equal(candidateDests(got), want) ||
+		!slices.Equal(self, []string{"com.crypto.eu.east"}) {
+		t.Errorf("candidates %q, self %q; want %q, [com.crypto.eu.east]", candidateDests(got), self, want)
 	}
 }
 
@@ -105,7 +118,8 @@ func TestNewBarrierSize(t *testing.T) {
 func TestBarrierCounting(t *testing.T) {
 	cfg, keys := barrierFleet(t)
 	eu, _ := policy.ParsePattern("com.crypto.eu.**")
-	b, err := node.NewBarrier(node.BarrierCandidates(cfg, nil, sign.PublicKey{}, &eu), node.BarrierAll)
+	candidates, _ := node.BarrierCandidates(cfg, nil, sign.PublicKey{}, &eu)
+	b, err := node.NewBarrier(candidates, node.BarrierAll)
 	if err != nil {
 		t.Fatal(err)
 	}
