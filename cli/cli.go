@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,11 @@ type options struct {
 	verbs                  string
 	since                  time.Duration
 	logLevel               string
+	barrier                string        // -n as given: a number or "all"
+	need                   int           // -n parsed: node.BarrierAll for "all"
+	from                   string        // -from
+	splay                  time.Duration // -splay
+	splaySet               bool
 	args                   []string
 }
 
@@ -63,7 +69,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		fs.SetOutput(stdout)
 		fmt.Fprint(stdout, usageText)
 		fs.PrintDefaults()
-		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout (-r: a responder missing), 2 usage or config error, 3 NATS error, 4 script failed (-o/-u; -r: a responder answered non-zero), 128+N stopped by signal N\n")
+		fmt.Fprint(stdout, "\nExit codes: 0 received/answered/sent, 1 timeout (-r: a responder missing; -n: the barrier incomplete), 2 usage or config error, 3 NATS error, 4 script failed (-o/-u/-n; -r: a responder answered non-zero), 128+N stopped by signal N\n")
 	}
 	fs.BoolVar(&o.send, "s", false, "Send and forget: send the message and return once the stream has stored it")
 	fs.BoolVar(&o.request, "r", false, "Request: send the message and wait for every expected responder's answer (not with -s)")
@@ -79,6 +85,9 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.verbs, "v", "", "Send: the `verb` to send (default ping). Receive: -v verb[,verb...] to match")
 	fs.DurationVar(&o.since, "since", 0, "Receive: also accept messages stored up to this long before start (late joiners)")
 	fs.BoolVar(&o.json, "json", false, "Print JSON, one object per line (see docs/json.md): -r one per answer and a summary; a receiver one per accepted message (a script's stdout then goes to stderr); -s the stored message's id and sequence")
+	fs.StringVar(&o.barrier, "n", "", "Receive: barrier: wait for matching messages from `N` distinct senders (-n all: every peer that may send them), run the script once, exit")
+	fs.StringVar(&o.from, "from", "", "Receive with -n: count only peers whose destination matches this `pattern` (as -D of a sender)")
+	fs.DurationVar(&o.splay, "splay", 0, "Receive: wait a random time in [0, `D`) after the message (or the completed -n barrier) before the script runs or remaphore exits")
 	fs.BoolVar(&o.version, "version", false, "Print the version of this build and exit")
 	fs.StringVar(&o.logLevel, "log", "warn", "Log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -87,14 +96,17 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 			return nil, err
 		}
 		hint := "run remaphore -h for the options"
-		if strings.Contains(err.Error(), "flag -t") || strings.Contains(err.Error(), "flag -since") {
+		if strings.Contains(err.Error(), "flag -t") || strings.Contains(err.Error(), "flag -since") || strings.Contains(err.Error(), "flag -splay") {
 			hint = "durations look like 30s, 5m, 24h or 1h2m3s4ms"
 		}
 		return nil, &exitcode.Error{Code: ExitUsage, Err: err, Hint: hint}
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "D" {
+		switch f.Name {
+		case "D":
 			o.destSet = true
+		case "splay":
+			o.splaySet = true
 		}
 	})
 	o.args = fs.Args()
@@ -113,10 +125,35 @@ func (o *options) validate() error {
 		return usageErr("", "-since %s is negative", o.since)
 	case (o.send || o.request) && (o.anyDest || o.once || o.since > 0):
 		return usageErr("-d, -o and -since are receive options", "%s does not take -d, -o or -since", map[bool]string{true: "-s", false: "-r"}[o.send])
+	case (o.send || o.request) && (o.barrier != "" || o.from != "" || o.splaySet):
+		return usageErr("-n, -from and -splay are receive options", "%s does not take -n, -from or -splay", map[bool]string{true: "-s", false: "-r"}[o.send])
+	case o.splay < 0:
+		return usageErr("-splay takes the window to spread over, like 30s; without it nothing waits", "-splay %s is negative", o.splay)
+	case o.from != "" && o.barrier == "":
+		return usageErr("-from narrows a barrier: give -n N or -n all", "-from without -n")
+	}
+	if o.barrier != "" {
+		if err := o.parseBarrier(); err != nil {
+			return err
+		}
 	}
 	if err := transport.ValidateChannel(o.channel); err != nil {
 		return usageErr("", "-S: %v", err)
 	}
+	return nil
+}
+
+// parseBarrier reads -n: "all" or a positive number of senders.
+func (o *options) parseBarrier() error {
+	if o.barrier == "all" {
+		o.need = node.BarrierAll
+		return nil
+	}
+	n, err := strconv.Atoi(o.barrier)
+	if err != nil || n <= 0 {
+		return usageErr("-n takes the number of distinct senders to wait for (like 3), or all", "-n %q: not a positive number", o.barrier)
+	}
+	o.need = n
 	return nil
 }
 

@@ -24,12 +24,23 @@
 // # Exit codes
 //
 //	0  received a matching message / all responders answered with exit code 0 / sent and stored
-//	1  timeout with nothing received (for -r: some responder did not answer)
+//	1  timeout with nothing received (for -r: some responder did not answer;
+//	   for -n: the barrier incomplete, the count and the missing on stderr)
 //	2  usage or configuration error
 //	3  NATS or JetStream error
-//	4  the script failed in -o or -u mode; for -r, every responder answered
+//	4  the script failed in -o, -u or -n mode; for -r, every responder answered
 //	   and at least one answer carries a non-zero exit code
 //	128+N  stopped by signal N (130 for SIGINT, 143 for SIGTERM)
+//
+// # Barriers and splay
+//
+// -n N (or all, narrowed by -from) makes a receiver a barrier: it counts
+// accepted messages by distinct sender (node.Barrier), runs the script
+// once with the completing message's environment plus REMAPHORE_COUNT and
+// REMAPHORE_SENDERS, and exits like -o. -splay D waits a random time in
+// [0, D) after the accepting message or the completed barrier. Both are
+// receive options; -t bounds the whole run, splay included. The user's
+// manual is docs/coordination.md.
 //
 // Without -t a receiver waits forever, -s gives up after 10s and -r after
 // a minute: a requester waits for every expected responder, and one that

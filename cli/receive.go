@@ -50,6 +50,14 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
 		}
 	}
+	var barrier *node.Barrier
+	if o.barrier != "" {
+		// Before connecting: a barrier that can never complete is a
+		// mistake on the command line or in the config.
+		if barrier, err = r.newBarrier(verbs, sender); err != nil {
+			return 0, err
+		}
+	}
 	ro := node.ReceiverOptions{
 		Config: r.cfg, Channel: o.channel, Since: o.since, Logger: r.log,
 		Filters: policy.Rules{Destination: dest, AnyDestination: o.anyDest, UUID: o.uuid, Verbs: verbs, Sender: sender},
@@ -68,6 +76,9 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 	}
 	defer rcv.Close()
 	r.log.Info("ready", "channel", o.channel, "destination", dest, "any_destination", o.anyDest, "uuid", o.uuid, "verbs", o.verbs)
+	if barrier != nil {
+		return r.waitBarrier(ctx, rcv, cmd, barrier)
+	}
 
 	received := 0
 	for {
@@ -89,6 +100,15 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			if err := r.messageJSON(v, d, rcv.Destination(), o.anyDest); err != nil {
 				return 0, err
 			}
+		}
+		if ok, err := r.splayWait(ctx); !ok {
+			if err != nil {
+				return 0, err
+			}
+			if once {
+				return ExitTimeout, nil
+			}
+			return ExitOK, nil // -t ended a run that received before
 		}
 		code := 0
 		if len(cmd.Argv) > 0 || env.Request {

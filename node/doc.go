@@ -31,6 +31,14 @@
 // environment ([ScriptCall]) and, for a request, signs the script's exit
 // code and output with [ReplyIdentity] and stores it ([Receiver.Reply]).
 //
+// # Barriers and splay
+//
+// A [Barrier] (remaphore -n) counts accepted messages by distinct sender
+// until N of its candidates ([BarrierCandidates]: the peers that may send
+// the verb, narrowed by a sender and a destination pattern) have sent
+// one; [Receiver.HandleBarrier] then runs the script once ([Barrier.Call]).
+// [Splay] picks the random delay a receiver waits before acting.
+//
 // # Request
 //
 // [Responders] lists the peers a request to a pattern waits for (never
