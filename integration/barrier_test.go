@@ -171,7 +171,7 @@ func TestSplaySpreads(t *testing.T) {
 			t.Errorf("%s and %s chose the same delay %v", r.name, other, d)
 		}
 		seen[d] = r.name
-		exits[i] = exit{name: r.name, delay: d, due: acc.Add(d), end: r.started.Add(r.elapsed)}
+		exits[i] = exit{name: r.name, delay: d, due: acc.Add(d), end: r.Started.Add(r.elapsed)}
 		// The log's clock has millisecond resolution.
 		if exits[i].end.Before(exits[i].due.Add(-time.Millisecond)) {
 			t.Errorf("%s: exited at %v, before its accept time plus delay %v", r.name, exits[i].end.Format(time.StampMilli), exits[i].due.Format(time.StampMilli))

@@ -19,7 +19,7 @@ type Proc struct {
 	Args           []string
 	Cmd            *exec.Cmd
 	Stdout, Stderr Buffer
-	started        time.Time
+	Started        time.Time // when it was started
 	done           chan struct{}
 
 	// Set before Done is closed.
@@ -48,14 +48,14 @@ func Start(t testing.TB, l Limits, bin, name string, args ...string) *Proc {
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.Stdout, &p.Stderr
 	p.Cmd.Cancel = func() error { return p.Cmd.Process.Signal(syscall.SIGTERM) }
 	p.Cmd.WaitDelay = l.Grace
-	p.started = time.Now()
+	p.Started = time.Now()
 	if err := p.Cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("%s: cannot start %s %s: %v", name, filepath.Base(bin), QuoteArgs(args), err)
 	}
 	go func() {
 		p.WaitErr = p.Cmd.Wait()
-		p.Elapsed = time.Since(p.started)
+		p.Elapsed = time.Since(p.Started)
 		p.Code = p.Cmd.ProcessState.ExitCode()
 		cancel()
 		close(p.done)
