@@ -63,6 +63,7 @@ type Config struct {
 	TLSKey          string            // "tls_key"
 	AuditDB         string            // "audit_db"
 	AuditRefusedMax int64             // "audit_refused_max_bytes": a size; 0 when absent (the auditor's default, 256 MiB)
+	AuditMetrics    string            // "audit_metrics": HOST:PORT the auditor serves /metrics and /healthz on; "" for none
 	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
 	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
 
@@ -137,6 +138,7 @@ func init() {
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
 		{"audit_db", false, func(p *parser, _ int, v string) error { p.c.AuditDB = v; return nil }},
 		{"audit_refused_max_bytes", false, (*parser).setAuditRefusedMax},
+		{"audit_metrics", false, (*parser).setAuditMetrics},
 	}
 	names := make([]string, len(keys))
 	for i, k := range keys {
@@ -681,6 +683,36 @@ func (p *parser) setMaxBytes(n int, v string) error {
 		return p.errf(n, nil, hint, "max_bytes must be at least %s (got %s)", FormatSize(MinMaxBytes), show(v))
 	}
 	p.c.MaxBytes = size
+	return nil
+}
+
+// setAuditMetrics reads the address the auditor serves its metrics on.
+func (p *parser) setAuditMetrics(n int, v string) error {
+	if err := CheckListenAddr(v); err != nil {
+		return p.errf(n, nil, ListenAddrHint, "audit_metrics %s: %v", show(v), err)
+	}
+	p.c.AuditMetrics = v
+	return nil
+}
+
+// ListenAddrHint is what a bad audit_metrics or -metrics address is
+// told.
+const ListenAddrHint = "write HOST:PORT, like 127.0.0.1:9464 (this host only) or [::1]:9464; :9464 listens on every interface"
+
+// CheckListenAddr reports why addr is not a HOST:PORT to listen on: the
+// port is a number from 0 to 65535 (0: any free port), the host empty
+// (every interface), an IP address or a name.
+func CheckListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not HOST:PORT: %v", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
 	return nil
 }
 
