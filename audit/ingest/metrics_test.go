@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/audit/metrics"
@@ -137,8 +140,29 @@ func TestMetrics_MoveWithTraffic(t *testing.T) {
 		got[`remaphore_audit_consuming`] != 1 || got[`go_goroutines`] <= 0 {
 		t.Fatalf("commit, size, last commit, consuming, go collector: %v", got)
 	}
+	lintScrape(t, sc)
 	au.stop(t)
 	sc.waitHealth(503, "stopped")
+}
+
+// lintScrape checks a scraped /metrics with promlint (the linter behind
+// promtool check metrics) and, when REMAPHORE_METRICS_SCRAPE names a
+// file, writes the body there for .ci/run to check with promtool itself.
+func lintScrape(t *testing.T, sc *scrape) {
+	t.Helper()
+	_, body := sc.get("/metrics")
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if path := os.Getenv("REMAPHORE_METRICS_SCRAPE"); path != "" {
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // With the NATS server gone the auditor is not consuming: /healthz
