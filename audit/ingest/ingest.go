@@ -69,8 +69,9 @@ type RunOptions struct {
 	// (remaphore-audit run -metrics).
 	Metrics *metrics.Auditor
 	// Reload delivers new [ Peers ] (the config re-read on SIGHUP).
-	// Messages fetched after a reload is applied are judged by the new
-	// peers, those before by the old; the replay caches are kept.
+	// Batches handed to the checkers after a reload is applied are
+	// judged by the new peers, those before by the old (a batch never by
+	// both); the replay caches are kept.
 	// Reloaded, when set, is called once each is applied.
 	Reload   <-chan []policy.Peer
 	Reloaded func(peers []policy.Peer)
@@ -148,6 +149,7 @@ type CommitInfo struct {
 // separate lock file ([audit.LockDaemon]) keeps a second Run out for its whole
 // life.
 func Run(ctx context.Context, o RunOptions) error {
+	defer o.Metrics.Stopped()
 	if o.Consumer == "" {
 		o.Consumer = DefaultConsumerName(o.DB)
 	}
@@ -174,7 +176,6 @@ func Run(ctx context.Context, o RunOptions) error {
 		return err
 	}
 	defer pool.close()
-	defer o.Metrics.Stopped()
 	if o.Reload != nil {
 		// Stopped before the pool is closed (defers run in reverse).
 		stop := make(chan struct{})
@@ -553,12 +554,18 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 func (in *ingester) fetchMetrics(f *fetched, ok bool) {
 	var first time.Time
 	var pending uint64
+	// The first and the last message with metadata (all of them, but for
+	// a message the server sent without): a look at each end, not a walk.
 	for _, md := range f.mds {
 		if md != nil {
-			if first.IsZero() {
-				first = md.Timestamp
-			}
+			first = md.Timestamp
+			break
+		}
+	}
+	for i := len(f.mds) - 1; i >= 0; i-- {
+		if md := f.mds[i]; md != nil {
 			pending = md.NumPending
+			break
 		}
 	}
 	in.o.Metrics.Fetched(len(f.msgs), first, pending, ok && in.o.Conn.NATS().IsConnected())
