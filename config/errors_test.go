@@ -111,6 +111,8 @@ func TestParseErrors(t *testing.T) {
 		{"replicas word", head + "replicas: three\n", 4, []string{`replicas: "three" is not a whole number`}, "1 to 5", nil},
 		{"max_consumers zero", head + "max_consumers: 0\n", 4, []string{"max_consumers must be at least 1 (got 0)"}, "at least 1", nil},
 		{"audit_refused_max_bytes too small", head + "audit_refused_max_bytes: 1000\n", 4, []string{`audit_refused_max_bytes must be at least 1MiB (got "1000")`}, "256MiB", nil},
+		{"audit_metrics without port", head + "audit_metrics: 9464\n", 4, []string{`audit_metrics "9464": not HOST:PORT`}, "127.0.0.1:9464", nil},
+		{"audit_metrics bad port", head + "audit_metrics: localhost:http\n", 4, []string{`port "http" is not a number`}, "HOST:PORT", nil},
 
 		// verbs
 		{"empty verbs", head + "[ Identities ]\n{A} {a} []\n", 5, []string{"identity {A}: empty verb list"}, "[ping]", nil},

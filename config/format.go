@@ -64,6 +64,7 @@ func (c *Config) Format() []byte {
 	if c.AuditRefusedMax != 0 {
 		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMax))
 	}
+	str("audit_metrics", c.AuditMetrics)
 
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.Identities {

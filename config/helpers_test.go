@@ -52,6 +52,7 @@ func diffConfig(a, b *Config) string {
 	add("TLSKey", a.TLSKey, b.TLSKey)
 	add("AuditDB", a.AuditDB, b.AuditDB)
 	add("AuditRefusedMax", a.AuditRefusedMax, b.AuditRefusedMax)
+	add("AuditMetrics", a.AuditMetrics, b.AuditMetrics)
 	if len(a.Identities) != len(b.Identities) {
 		d = append(d, fmt.Sprintf("Identities: %d != %d", len(a.Identities), len(b.Identities)))
 	} else {

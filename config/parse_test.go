@@ -128,10 +128,11 @@ tls_cert: cert.pem
 tls_key: key.pem
 audit_db: /var/lib/remaphore/audit.db
 audit_refused_max_bytes: 64MiB
+audit_metrics: 127.0.0.1:9464
 `)
 	if c.Subject != "ops.remaphore" || c.Stream != "OPS_REMAPHORE" || c.Replicas != 3 || c.Retention != 72*time.Hour ||
 		c.MaxConsumers != 5000 || c.TLSCA != "ca.pem" || c.TLSCert != "cert.pem" || c.TLSKey != "key.pem" ||
-		c.AuditDB != "/var/lib/remaphore/audit.db" || c.AuditRefusedMax != 64<<20 {
+		c.AuditDB != "/var/lib/remaphore/audit.db" || c.AuditRefusedMax != 64<<20 || c.AuditMetrics != "127.0.0.1:9464" {
 		t.Fatalf("optional keys: %+v", c)
 	}
 	roundTrip(t, c)

@@ -249,3 +249,33 @@ func (p *parser) setAuditRefusedMax(n int, v string) error {
 	p.c.AuditRefusedMax = size
 	return nil
 }
+
+// setAuditMetrics reads the address the auditor serves its metrics on.
+func (p *parser) setAuditMetrics(n int, v string) error {
+	if err := CheckListenAddr(v); err != nil {
+		return p.errf(n, nil, ListenAddrHint, "audit_metrics %s: %v", show(v), err)
+	}
+	p.c.AuditMetrics = v
+	return nil
+}
+
+// ListenAddrHint is what a bad audit_metrics or -metrics address is
+// told.
+const ListenAddrHint = "write HOST:PORT, like 127.0.0.1:9464 (this host only) or [::1]:9464; :9464 listens on every interface"
+
+// CheckListenAddr reports why addr is not a HOST:PORT to listen on: the
+// port is a number from 0 to 65535 (0: any free port), the host empty
+// (every interface), an IP address or a name.
+func CheckListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not HOST:PORT: %v", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	return nil
+}

@@ -218,6 +218,19 @@ func NewChecker(r Rules) (*Checker, error) {
 	return c, nil
 }
 
+// SetPeers replaces the peers a Checker trusts (keys, destinations,
+// verbs) and their shared verifiers, and keeps everything else, the
+// replay cache above all: the auditor re-reads its config on SIGHUP, and
+// a message seen before the reload must still be refused as a replay
+// after it.
+func (c *Checker) SetPeers(peers []Peer, vs Verifiers) {
+	c.rules.Peers, c.rules.Verifiers, c.verify = peers, vs, vs
+	c.peers = make(map[sign.PublicKey]Peer, len(peers))
+	for _, p := range peers {
+		c.peers[p.Key] = p
+	}
+}
+
 // Check decides whether in is acted on. See the package doc for the order.
 func (c *Checker) Check(in Input) Verdict {
 	env, err := sign.Decode(in.Body)

@@ -368,3 +368,34 @@ func TestCheck_UnknownSenderBeforeSignature(t *testing.T) {
 		}
 	}
 }
+
+// SetPeers (the auditor's SIGHUP reload) changes who is trusted and what
+// they may send, and keeps the replay cache: a copy of a message seen
+// before the reload is still a replay after it.
+func TestCheck_SetPeersKeepsReplayCache(t *testing.T) {
+	f := newFixture(t)
+	c := f.checker(t)
+	seen := seal(t, msg(), f.alice)
+	if v := c.Check(seen); !v.Accepted() {
+		t.Fatal(v.Error())
+	}
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Payload = []byte("m1") }), f.mallory)); v.Reason != ReasonUnknownSender {
+		t.Fatalf("before: %v", v.Error())
+	}
+	// mallory joins with ping only; bob leaves.
+	ping, _ := ParseVerbList("ping")
+	peers := []Peer{f.rules.Peers[0], {Dest: "com.crypto.us.mallory", Key: f.mallory.Public(), Verbs: ping}}
+	c.SetPeers(peers, NewVerifiers(peers))
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Payload = []byte("m2") }), f.mallory)); !v.Accepted() {
+		t.Fatalf("added peer: %v", v.Error())
+	}
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Verb = "deploy" }), f.mallory)); v.Reason != ReasonVerbNotAllowed {
+		t.Fatalf("added peer's verbs: %v", v.Error())
+	}
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.Payload = []byte("b") }), f.bob)); v.Reason != ReasonUnknownSender {
+		t.Fatalf("removed peer: %v", v.Error())
+	}
+	if v := c.Check(seen); v.Reason != ReasonReplay {
+		t.Fatalf("replay across the reload: %v", v.Error())
+	}
+}

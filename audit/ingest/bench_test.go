@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/metrics"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -211,15 +212,28 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		bareIngest(b, getBacklog(b), false, nil, nil)
 	})
 	b.Run("auditor", func(b *testing.B) {
-		auditorIngest(b, getBacklog(b), &bareRate, &bareCPU)
+		auditorIngest(b, getBacklog(b), &bareRate, &bareCPU, nil)
+	})
+	// The same with metrics on (remaphore-audit run -metrics), in the
+	// same run: what they cost the ingest. x-no-metrics is this one's
+	// rate over the auditor's just before.
+	b.Run("auditor-metrics", func(b *testing.B) {
+		auditorIngest(b, getBacklog(b), &bareRate, &bareCPU, &auditorRate)
 	})
 }
+
+// auditorRate is the last "auditor" sub-benchmark's rate.
+var auditorRate atomic.Value
 
 // auditorIngest runs the auditor over bl's backlog b.N times, each into a
 // new database, and reports its rate and the ratio to the bare consumer's
 // (bareRate, when that ran first), and its CPU per message beside the
 // bare consumer's (bareCPU). Every peer message must be stored.
-func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU *atomic.Value) {
+//
+// With noMetrics set (the rate of the run without metrics) the auditor
+// runs with metrics on, reports x-no-metrics (its rate over that one),
+// and the metrics must have counted every record.
+func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atomic.Value) {
 	{
 		var elapsed, cpu time.Duration
 		for b.Loop() {
@@ -238,6 +252,9 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU *atomic.Value) {
 						once.Do(func() { close(caught) })
 					}
 				}}
+			if noMetrics != nil {
+				o.Metrics = metrics.New(metrics.Options{DB: db})
+			}
 			b.StartTimer()
 			begin, cpu0 := time.Now(), processCPU()
 			go func() { done <- Run(ctx, o) }()
@@ -263,10 +280,20 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU *atomic.Value) {
 				b.Fatalf("stored %d accepted, %d refused, %d evicted, %d gaps; want %d accepted of %d",
 					st.Accepted, st.Rejected, st.Evicted, st.Gaps, bl.accepted, bl.n)
 			}
+			if o.Metrics != nil {
+				if got := counted(b, o.Metrics); got != float64(bl.n) {
+					b.Fatalf("the metrics counted %v records, want %d", got, bl.n)
+				}
+			}
 			b.StartTimer()
 		}
 		rate := float64(bl.n*b.N) / elapsed.Seconds()
 		b.ReportMetric(rate, "msgs/s")
+		if noMetrics == nil {
+			auditorRate.Store(rate)
+		} else if r, ok := noMetrics.Load().(float64); ok {
+			b.ReportMetric(rate/r, "x-no-metrics")
+		}
 		if br, ok := bareRate.Load().(float64); ok {
 			b.ReportMetric(rate/br, "x-bare")
 		}
@@ -347,7 +374,7 @@ func BenchmarkIngestFlood(b *testing.B) {
 		bareIngest(b, getFlood(b), true, &floodBareRate, &floodBareCPU)
 	})
 	b.Run("auditor", func(b *testing.B) {
-		auditorIngest(b, getFlood(b), &floodBareRate, &floodBareCPU)
+		auditorIngest(b, getFlood(b), &floodBareRate, &floodBareCPU, nil)
 	})
 }
 
@@ -365,6 +392,23 @@ func TestMain(m *testing.M) {
 	}
 	lateMu.Unlock()
 	os.Exit(code)
+}
+
+// counted is the sum of the metrics' records_stored_total.
+func counted(b *testing.B, m *metrics.Auditor) float64 {
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.Namespace+"_records_stored_total" {
+			for _, s := range mf.GetMetric() {
+				n += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // reportCPU reports cpu over n messages as cpu-ns/msg and returns it.

@@ -28,19 +28,31 @@ const maxChannels = 256
 type checkerPool struct {
 	root   string
 	prefix string // root + "."
-	rules  policy.Rules
+	// mu makes each batch's submit, and each reload, one step: a batch
+	// is judged wholly by the peers before a reload or wholly by those
+	// after it.
+	mu     sync.Mutex
 	shards []*shard
 }
 
 type shard struct {
+	// rules are the shard's own copy: a reload reaches them through
+	// jobs, in order with the batches.
+	rules    policy.Rules
 	checkers map[string]*policy.Checker
 	jobs     chan shardJob
 }
 
-// shardJob is one shard's part of a batch.
+// shardJob is one shard's part of a batch, or a reload (peers set).
 type shardJob struct {
-	items []*item
-	done  *sync.WaitGroup
+	items  []*item
+	done   *sync.WaitGroup
+	reload *reload
+}
+
+type reload struct {
+	peers     []policy.Peer
+	verifiers policy.Verifiers
 }
 
 // item is one message to decide on, and the decision.
@@ -53,17 +65,23 @@ type item struct {
 
 // newCheckerPool starts the shards; close stops them.
 func newCheckerPool(root string, peers []policy.Peer, skew time.Duration, shards int) (*checkerPool, error) {
-	p := &checkerPool{root: root, prefix: root + ".", rules: policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew,
-		Verifiers: policy.NewVerifiers(peers)}}
+	p := &checkerPool{root: root, prefix: root + "."}
+	rules := policy.Rules{Audit: true, Root: root, Peers: peers, AllowSkew: skew, Verifiers: policy.NewVerifiers(peers)}
 	// Validate the rules once, up front.
-	if _, err := policy.NewChecker(p.rules); err != nil {
+	if _, err := policy.NewChecker(rules); err != nil {
 		return nil, err
 	}
 	for range max(shards, 1) {
-		sh := &shard{checkers: map[string]*policy.Checker{}, jobs: make(chan shardJob, 8)}
+		sh := &shard{rules: rules, checkers: map[string]*policy.Checker{}, jobs: make(chan shardJob, 8)}
 		p.shards = append(p.shards, sh)
 		go func() {
 			for j := range sh.jobs {
+				if r := j.reload; r != nil {
+					sh.rules.Peers, sh.rules.Verifiers = r.peers, r.verifiers
+					for _, c := range sh.checkers {
+						c.SetPeers(r.peers, r.verifiers)
+					}
+				}
 				for _, it := range j.items {
 					p.decideOne(sh, it)
 				}
@@ -72,6 +90,21 @@ func newCheckerPool(root string, peers []policy.Peer, skew time.Duration, shards
 		}()
 	}
 	return p, nil
+}
+
+// reload makes every shard judge by peers from its next batch on,
+// keeping its checkers' replay caches; it returns once every shard has
+// applied it.
+func (p *checkerPool) reload(peers []policy.Peer) {
+	r := &reload{peers: peers, verifiers: policy.NewVerifiers(peers)}
+	wg := &sync.WaitGroup{}
+	p.mu.Lock()
+	for _, sh := range p.shards {
+		wg.Add(1)
+		sh.jobs <- shardJob{reload: r, done: wg}
+	}
+	p.mu.Unlock()
+	wg.Wait()
 }
 
 func (p *checkerPool) close() {
@@ -93,6 +126,8 @@ func (p *checkerPool) submit(items []*item) *sync.WaitGroup {
 		per[i] = append(per[i], it)
 	}
 	wg := &sync.WaitGroup{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for i, list := range per {
 		if len(list) > 0 {
 			wg.Add(1)
@@ -185,7 +220,7 @@ func (sh *shard) checker(p *checkerPool, channel string) *policy.Checker {
 			break
 		}
 	}
-	r := p.rules
+	r := sh.rules
 	r.Channel = channel
 	c, err := policy.NewChecker(r)
 	if err != nil { // the rules were validated in newCheckerPool

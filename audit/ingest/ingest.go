@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/metrics"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/transport"
 )
@@ -72,6 +73,17 @@ type RunOptions struct {
 	// commit (tests and benchmarks).
 	Ready    func(last uint64)
 	OnCommit func(CommitInfo)
+
+	// Metrics, when set, is told about every fetch and every commit
+	// (remaphore-audit run -metrics).
+	Metrics *metrics.Auditor
+	// Reload delivers new [ Peers ] (the config re-read on SIGHUP).
+	// Batches handed to the checkers after a reload is applied are
+	// judged by the new peers, those before by the old (a batch never by
+	// both); the replay caches are kept.
+	// Reloaded, when set, is called once each is applied.
+	Reload   <-chan []policy.Peer
+	Reloaded func(peers []policy.Peer)
 
 	// Lock, when set, is the daemon lock the caller already holds on DB
 	// (see [audit.LockDaemon]); Run then does not take it, and does not release
@@ -146,6 +158,7 @@ type CommitInfo struct {
 // separate lock file ([audit.LockDaemon]) keeps a second Run out for its whole
 // life.
 func Run(ctx context.Context, o RunOptions) error {
+	defer o.Metrics.Stopped()
 	if o.Consumer == "" {
 		o.Consumer = DefaultConsumerName(o.DB)
 	}
@@ -172,6 +185,27 @@ func Run(ctx context.Context, o RunOptions) error {
 		return err
 	}
 	defer pool.close()
+	if o.Reload != nil {
+		// Stopped before the pool is closed (defers run in reverse).
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(stop)
+		wg.Go(func() {
+			for {
+				select {
+				case peers := <-o.Reload:
+					pool.reload(peers)
+					o.Logger.Info("peers reloaded: messages checked from now on are judged by the new [ Peers ]", "peers", len(peers))
+					if o.Reloaded != nil {
+						o.Reloaded(peers)
+					}
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
 	if o.Lock == nil {
 		lock, err := audit.LockDaemon(o.DB)
 		if err != nil {
@@ -242,6 +276,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		return err
 	}
 	o.Logger.Info("ready", "db", o.DB, "stream", st.CachedInfo().Config.Name, "consumer", o.Consumer, "last_seq", last)
+	o.Metrics.Ready(last)
 	if o.Ready != nil {
 		o.Ready(last)
 	}
@@ -356,7 +391,8 @@ type fetched struct {
 type checked struct {
 	entries []audit.Entry
 	ack     jetstream.Msg // the message with the highest sequence (AckAll)
-	fetched int
+	fetched int           // messages in the last fetch (caught up or not)
+	msgs    int           // messages delivered in all the fetches here (metrics)
 	size    int
 }
 
@@ -461,6 +497,9 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 		}
 		if len(f.msgs) > 0 || len(f.gaps) > 0 || (err == nil && !restart) {
 			in.budget.take(f.size)
+			if in.o.Metrics != nil {
+				in.fetchMetrics(&f, err == nil && !restart)
+			}
 			select {
 			case out <- f:
 			case <-ctx.Done():
@@ -516,6 +555,29 @@ func (in *ingester) fetch(ctx context.Context, cons jetstream.Consumer, last uin
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// fetchMetrics reports a fetch, before its batch is passed on (so that
+// what is committed never passes what was fetched); ok when it succeeded
+// and the connection is up, so that pending is what the server said.
+func (in *ingester) fetchMetrics(f *fetched, ok bool) {
+	var first time.Time
+	var pending uint64
+	// The first and the last message with metadata (all of them, but for
+	// a message the server sent without): a look at each end, not a walk.
+	for _, md := range f.mds {
+		if md != nil {
+			first = md.Timestamp
+			break
+		}
+	}
+	for i := len(f.mds) - 1; i >= 0; i-- {
+		if md := f.mds[i]; md != nil {
+			pending = md.NumPending
+			break
+		}
+	}
+	in.o.Metrics.Fetched(len(f.msgs), first, pending, ok && in.o.Conn.NATS().IsConnected())
 }
 
 // askGap asks the stream about sequences from up to (not including) got,
@@ -599,7 +661,7 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 		<-collected
 	}()
 	for f := range inC {
-		c := checked{fetched: len(f.msgs), size: f.size}
+		c := checked{fetched: len(f.msgs), msgs: len(f.msgs), size: f.size}
 		var gaps []audit.Entry
 		for i := range f.gaps {
 			g := &f.gaps[i]
@@ -661,6 +723,7 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 				}
 				c.entries = append(c.entries, more.entries...)
 				c.size += more.size
+				c.msgs += more.msgs
 				c.fetched = more.fetched // caught up or not: as of the last fetch
 				if more.ack != nil {
 					c.ack = more.ack
@@ -669,6 +732,8 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 				open = false
 			}
 		}
+		var res audit.AppendResult
+		var took time.Duration
 		if len(c.entries) > 0 {
 			s, err := in.w.open(ctx)
 			if err != nil {
@@ -677,10 +742,12 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 				}
 				return err
 			}
-			res, err := s.Append(c.entries)
+			began := time.Now()
+			res, err = s.Append(c.entries)
 			if err != nil {
 				return fmt.Errorf("write %s: %w", in.o.DB, err)
 			}
+			took = time.Since(began)
 			total.Accepted += res.Accepted
 			total.Rejected += res.Rejected
 			total.Skipped += res.Skipped
@@ -699,6 +766,7 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 				in.log.Warn("ack failed; the batch will be redelivered and skipped", "err", err)
 			}
 		}
+		in.o.Metrics.Committed(c.msgs, c.entries, res, took)
 		c.entries = nil
 		in.budget.give(c.size)
 		// Large messages are large garbage once committed: with the
