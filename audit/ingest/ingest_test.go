@@ -48,7 +48,12 @@ func newNatsEnv(t *testing.T) *natsEnv {
 	}
 	t.Cleanup(conn.Close)
 	e := &natsEnv{t: t, c: c, conn: conn, alice: seedKey(t, 1), bob: seedKey(t, 2), mallory: seedKey(t, 3),
-		db: filepath.Join(t.TempDir(), "audit.db"), skew: 5 * time.Second}
+		// 30s, not the default 5s: on a loaded machine a message may
+		// take seconds from sealing to storing, and only the tests that
+		// are about staleness should see it refused (they set their own
+		// skew or send an hour-old time). The duplicate window below is
+		// exactly 2*skew+1m.
+		db: filepath.Join(t.TempDir(), "audit.db"), skew: 30 * time.Second}
 	e.spec = transport.StreamSpec{Root: "remaphore", MaxAge: time.Hour, Duplicates: 2 * time.Minute, MaxConsumers: 100, MaxMsgSize: sign.MaxBody + 4096}
 	// Runs after the auditors' own cleanups (registered later) stop them.
 	t.Cleanup(func() {
