@@ -57,6 +57,7 @@ type Config struct {
 	TLSKey          string            // "tls_key"
 	AuditDB         string            // "audit_db"
 	AuditRefusedMax int64             // "audit_refused_max_bytes": a size; 0 when absent (the auditor's default, 256 MiB)
+	Receipts        bool              // "receipts": true or false, default false; see setReceipts
 	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
 	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
 
@@ -131,6 +132,7 @@ func init() {
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
 		{"audit_db", false, func(p *parser, _ int, v string) error { p.c.AuditDB = v; return nil }},
 		{"audit_refused_max_bytes", false, (*parser).setAuditRefusedMax},
+		{"receipts", false, (*parser).setReceipts},
 	}
 	names := make([]string, len(keys))
 	for i, k := range keys {
@@ -172,6 +174,8 @@ func exampleValue(name string) string {
 		return "1GiB"
 	case "stream":
 		return "REMAPHORE"
+	case "receipts":
+		return "true"
 	}
 	return ""
 }

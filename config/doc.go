@@ -52,6 +52,8 @@
 //	audit_refused_max_bytes
 //	                  size the auditor's refused records may take before
 //	                  the oldest are evicted, default 256MiB (at least 1MiB).
+//	receipts          true or false, default false: a receiver publishes a
+//	                  signed receipt for each message it acted on.
 //
 // Durations are Go durations: 5s, 1m30s, 24h. A relative path in
 // credentials, tls_* or audit_db is relative to the file's directory; see

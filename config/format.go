@@ -64,6 +64,9 @@ func (c *Config) Format() []byte {
 	if c.AuditRefusedMax != 0 {
 		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMax))
 	}
+	if c.Receipts {
+		kv("receipts", "true")
+	}
 
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.Identities {
