@@ -19,6 +19,7 @@ const usageText = `Usage:
   remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
   remaphore-audit verify [-c FILE | -db FILE] [-allow-gaps] [-json]
   remaphore-audit stats  [-c FILE | -db FILE] [-json]
+  remaphore-audit receipts [-c FILE | -db FILE] (-uuid U | -id ID) [-json]
   remaphore-audit -version
 
   run     read every message and reply of the stream into the database
@@ -26,6 +27,7 @@ const usageText = `Usage:
   tail    print the last records; with -f, follow new ones
   verify  re-check the hash chains, every signature and the indexes
   stats   counts by verdict, verb and sender
+  receipts  who acted on a message: destination, exit code, delay (receipts: true)
 
 Filters (query and tail):
   -since T, -until T   stream time: a duration back from now (2h) or RFC 3339
@@ -84,4 +86,6 @@ var commands = map[string]command{
 	"tail":   cmdTail,
 	"verify": cmdVerify,
 	"stats":  cmdStats,
+	// receipts: command_receipts.go
+	"receipts": cmdReceipts,
 }
