@@ -46,21 +46,32 @@ func (r *Record) MessageRef() string {
 	return hex.EncodeToString(r.RequestID[:])
 }
 
-// Receipts is what the store holds about one message and the receipts of
-// it: the message record (nil when the auditor never recorded it, or when
-// it is outside the query), and the accepted receipts, one per receiver
+// Receipts is what the store holds about a message and the receipts of
+// it: the message records the query found (none when the auditor never
+// recorded it or it is outside the time range; several when messages share
+// a uuid), and the accepted receipts, one per message and receiver
 // destination (the first stored), by destination.
 type Receipts struct {
-	Message  *Record
+	Messages []*Record
 	Receipts []*Record
+}
+
+// MessageOf returns the message record receipt r is of, or nil.
+func (rs *Receipts) MessageOf(r *Record) *Record {
+	ref := r.MessageRef()
+	for _, m := range rs.Messages {
+		if m.ID() == ref {
+			return m
+		}
+	}
+	return nil
 }
 
 // Receipts finds the message q selects and its accepted receipts. q needs
 // UUID (served by the uuid index: a receipt repeats its message's uuid) or
 // Request (a message id or its prefix: the records of the time range are
 // read, as for a request's replies); other filters narrow the time range.
-// A uuid shared by several messages gives the receipts of each of them, the
-// message being the first one stored.
+// A uuid shared by several messages gives the receipts of each of them.
 func (s *Store) Receipts(q Query) (*Receipts, error) {
 	if q.UUID == "" && q.Request == "" {
 		return nil, fmt.Errorf("%w: receipts need a message's uuid or id", ErrBadQuery)
@@ -76,8 +87,8 @@ func (s *Store) Receipts(q Query) (*Receipts, error) {
 		switch {
 		case !r.Decoded:
 		case id != "" && !strings.HasPrefix(r.MessageRef(), id) && !(r.Kind == sign.KindMsg && strings.HasPrefix(r.ID(), id)):
-		case r.Kind == sign.KindMsg && out.Message == nil:
-			out.Message = r
+		case r.Kind == sign.KindMsg:
+			out.Messages = append(out.Messages, r)
 		case r.Kind == sign.KindReceipt && !seen[r.MessageRef()+"\x00"+r.ResponderDest]:
 			seen[r.MessageRef()+"\x00"+r.ResponderDest] = true
 			out.Receipts = append(out.Receipts, r)

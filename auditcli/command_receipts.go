@@ -46,7 +46,7 @@ func cmdReceipts(_ context.Context, args []string, stdout, stderr io.Writer) (in
 	if err != nil {
 		return 0, err
 	}
-	if res.Message == nil && len(res.Receipts) == 0 {
+	if len(res.Messages) == 0 && len(res.Receipts) == 0 {
 		fmt.Fprintln(stderr, "remaphore-audit: no message and no receipt recorded for that "+map[bool]string{true: "uuid", false: "id"}[*uuid != ""])
 		return ExitFailed, nil
 	}
@@ -70,12 +70,15 @@ type jsonReceipt struct {
 
 func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 	var b strings.Builder
-	var sent time.Time
-	if res.Message != nil {
-		sent = res.Message.Sent
+	sentOf := func(r *audit.Record) time.Time {
+		if m := res.MessageOf(r); m != nil {
+			return m.Sent
+		}
+		return time.Time{}
 	}
 	if asJSON {
 		for _, r := range res.Receipts {
+			sent := sentOf(r)
 			j := jsonReceipt{Message: r.MessageRef(), Dest: r.ResponderDest, Script: r.Script, Sent: sent.UTC(),
 				Accepted: r.AcceptedAt.UTC(), Finished: r.FinishedAt.UTC(), Seq: r.Seq}
 			if sent.IsZero() {
@@ -97,14 +100,15 @@ func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	if res.Message == nil {
-		fmt.Fprintln(&b, "# message not recorded (older than the stream, or evicted): no delay")
-	} else {
-		fmt.Fprintf(&b, "# message %s  verb %s  sent %s  %d receipts\n", res.Message.ID(), res.Message.Verb, sent.UTC().Format(timeFormat), len(res.Receipts))
+	for _, m := range res.Messages {
+		fmt.Fprintf(&b, "# message %s  verb %s  sent %s\n", m.ID(), m.Verb, m.Sent.UTC().Format(timeFormat))
 	}
 	a := &aligner{}
-	a.add([]string{"DEST", "EXIT", "DELAY"})
+	a.add([]string{"DEST", "EXIT", "DELAY", "MESSAGE"})
 	for _, r := range res.Receipts {
+		// DELAY: "-" when the message itself is not recorded (older than
+		// the stream, evicted, or never sent through it).
+		sent := sentOf(r)
 		exit, delay := "none", "-"
 		if r.Script {
 			exit = strconv.Itoa(int(r.ExitCode))
@@ -112,7 +116,7 @@ func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 		if !sent.IsZero() {
 			delay = r.FinishedAt.Sub(sent).Round(time.Millisecond).String()
 		}
-		a.add([]string{r.ResponderDest, exit, delay})
+		a.add([]string{r.ResponderDest, exit, delay, r.MessageRef()[:16]})
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
