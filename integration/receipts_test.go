@@ -172,6 +172,9 @@ func TestReceipts(t *testing.T) {
 			t.Errorf("receipt %+v: a delay exactly when its message is recorded", r)
 		}
 	}
+	// verify re-checks every stored receipt's signature and encoding.
+	vp := startBinary(t, auditBinary(t), "audit-verify", "verify", "-c", auditCfg)
+	expectCode(t, vp, vp.wait(t, procBound+5*time.Second), exitOK)
 }
 
 func hexID(id [sign.IDSize]byte) string {
