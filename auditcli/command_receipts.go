@@ -29,6 +29,10 @@ func cmdReceipts(_ context.Context, args []string, stdout, stderr io.Writer) (in
 	if (*uuid == "") == (*id == "") {
 		return 0, usageErr("remaphore-audit receipts -uuid U, or -id MESSAGEID (the id remaphore -s logs, or query's id)", "give one of -uuid and -id")
 	}
+	if l := strings.ToLower(*id); *id != "" && (len(l) < 8 || len(l) > 64 || strings.Trim(l, "0123456789abcdef") != "") {
+		return 0, usageErr("give the message's id: 64 hex digits, or at least its first 8 (remaphore -s logs it; query shows it)",
+			"-id %q is not a message id", *id)
+	}
 	if _, err := c.logger(stderr); err != nil {
 		return 0, err
 	}
