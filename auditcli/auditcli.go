@@ -22,7 +22,7 @@ const usageText = `Usage:
   remaphore-audit receipts [-c FILE | -db FILE] (-uuid U | -id ID) [-json]
   remaphore-audit -version
 
-  run     read every message and reply of the stream into the database
+  run     read every message, reply and receipt of the stream into the database
   query   print stored records (accepted, or with -rejected the refused ones)
   tail    print the last records; with -f, follow new ones
   verify  re-check the hash chains, every signature and the indexes
@@ -51,7 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats; remaphore-audit -h says more", "no command given"))
+		return printError(stderr, usageErr("the commands are run, query, tail, verify, stats and receipts; remaphore-audit -h says more", "no command given"))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -63,7 +63,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats", "unknown command %q", args[0]))
+		return printError(stderr, usageErr("the commands are run, query, tail, verify, stats and receipts", "unknown command %q", args[0]))
 	}
 	code, err := cmd(ctx, args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
