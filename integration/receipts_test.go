@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/rand"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,4 +185,44 @@ func hexID(id [sign.IDSize]byte) string {
 		b = append(b, digits[c>>4], digits[c&15])
 	}
 	return string(b)
+}
+
+// A receipt that cannot be published never changes the receiver's exit
+// code: the server goes away while the script runs, the receipt's publish
+// fails (after its retries), the receiver logs it and exits with the
+// script's code, 0.
+func TestReceiptLostKeepsExitCode(t *testing.T) {
+	b := newBed(t)
+	snd, rcv := newNode(t, "com.test.sender"), newNode(t, "com.test.r1")
+	sendCfg := b.config(t, snd, "deploy")
+	cfg := writeConf(t, b.dir, "r1", conf{servers: b.c.URLs(), creds: b.c.User.SeedFile, dest: rcv.dest,
+		extra: "receipts: true\n", identities: []identity{{key: rcv.key, verbs: "*"}}, peers: []peer{peerOf(snd, "deploy")}})
+	started, release := filepath.Join(b.dir, "started"), filepath.Join(b.dir, "release")
+	script := writeScript(t, b.dir, "slow.sh", "touch "+started+"\nwhile [ ! -e "+release+" ]; do sleep 0.05; done\nexit 0\n")
+	p := start(t, "r1", "-c", cfg, "-v", "deploy", "-o", "-t", "120s", "-log", "info", script)
+	p.waitReady(t)
+	s := run(t, "sender", "-c", sendCfg, "-s", "-v", "deploy", "v1")
+	expectCode(t, s, s.code, exitOK)
+	waitFile(t, started, 40*time.Second)
+	b.c.Stop(0)
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, p, p.wait(t, 90*time.Second), exitOK)
+	expectStderr(t, p, `msg="receipt not sent"`)
+}
+
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not created within %s", path, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
