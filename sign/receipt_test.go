@@ -3,7 +3,6 @@ package sign
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -117,5 +116,4 @@ func TestReceipt_TagSeparates(t *testing.T) {
 			t.Fatalf("receipt re-tagged as %s opened as a %s", tag, e.Kind)
 		}
 	}
-	_ = binary.BigEndian
 }
