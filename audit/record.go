@@ -59,10 +59,14 @@ type Record struct {
 	UUID          string
 	Sent          time.Time
 	Request       bool
-	RequestID     [sign.IDSize]byte // replies only
-	ResponderDest string            // replies only
-	ExitCode      int32             // replies only
-	Payload       []byte
+	RequestID     [sign.IDSize]byte // replies: the request's id; receipts: the message's
+	ResponderDest string            // replies: the responder; receipts: the receiver
+	ExitCode      int32             // replies and receipts
+	// Receipts only: whether a script ran, when the receiver accepted the
+	// message and when it was done (see sign's receipt).
+	Script                 bool
+	AcceptedAt, FinishedAt time.Time
+	Payload                []byte
 
 	Body []byte // the raw body: signed bytes followed by the signature
 
@@ -123,8 +127,11 @@ func (r *Record) setFields(e *sign.Envelope) {
 	r.Kind, r.Sender, r.Root, r.Channel = e.Kind, e.Sender, e.Root, e.Channel
 	r.Dest, r.Verb, r.UUID, r.Sent, r.Request = e.Dest, e.Verb, e.UUID, e.Sent, e.Request
 	r.Payload = e.Payload
-	if e.Kind == sign.KindReply {
+	if e.Kind == sign.KindReply || e.Kind == sign.KindReceipt {
 		r.RequestID, r.ResponderDest, r.ExitCode = e.RequestID, e.ResponderDest, e.ExitCode
+	}
+	if e.Kind == sign.KindReceipt {
+		r.Script, r.AcceptedAt, r.FinishedAt = e.Script, e.Accepted, e.Finished
 	}
 }
 
@@ -157,6 +164,8 @@ func (r *Record) sameFields(e *sign.Envelope) string {
 		return "responder destination"
 	case r.ExitCode != e.ExitCode:
 		return "exit code"
+	case r.Script != e.Script || !r.AcceptedAt.Equal(e.Accepted) || !r.FinishedAt.Equal(e.Finished):
+		return "receipt times"
 	}
 	return ""
 }
@@ -173,7 +182,8 @@ func (r *Record) sameFields(e *sign.Envelope) string {
 //	  kind 1 byte, sender 32 bytes, sender dest, root, channel, dest, verb,
 //	  uuid (uvarint length + bytes each), sent 8 bytes, request 1 byte,
 //	  for a reply: request id 32 bytes, responder dest (uvarint + bytes),
-//	  exit code 4 bytes; then payload (uvarint length + bytes)
+//	  exit code 4 bytes; for a receipt the same, then script 1 byte,
+//	  accepted and finished 8 bytes each; then payload (uvarint + bytes)
 //	version 2 only: body size 8 bytes, body SHA-256 32 bytes
 //	body        uvarint length + bytes (version 2: at most RefusedKeep)
 //	hash        32 bytes: SHA-256 of everything before it
@@ -213,10 +223,13 @@ func appendRecord(b []byte, r *Record) ([]byte, [HashSize]byte) {
 		} else {
 			b = append(b, 0)
 		}
-		if r.Kind == sign.KindReply {
+		if r.Kind == sign.KindReply || r.Kind == sign.KindReceipt {
 			b = append(b, r.RequestID[:]...)
 			b = appendBytes(b, r.ResponderDest)
 			b = binary.BigEndian.AppendUint32(b, uint32(r.ExitCode))
+		}
+		if r.Kind == sign.KindReceipt {
+			b = appendReceipt(b, r)
 		}
 		b = appendBytes(b, r.Payload)
 	} else {
@@ -283,10 +296,13 @@ func decodeRecord(v []byte, copyBytes bool) (*Record, error) {
 		if f := d.take("request flag", 1); f != nil {
 			r.Request = f[0] == 1
 		}
-		if r.Kind == sign.KindReply {
+		if r.Kind == sign.KindReply || r.Kind == sign.KindReceipt {
 			copy(r.RequestID[:], d.take("request id", sign.IDSize))
 			r.ResponderDest = d.str("responder destination")
 			r.ExitCode = int32(d.u32("exit code"))
+		}
+		if r.Kind == sign.KindReceipt {
+			d.receipt(r)
 		}
 		r.Payload = d.bytes("payload")
 	case f[0] != 0 && d.err == nil:

@@ -19,13 +19,15 @@ const usageText = `Usage:
   remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
   remaphore-audit verify [-c FILE | -db FILE] [-allow-gaps] [-json]
   remaphore-audit stats  [-c FILE | -db FILE] [-json]
+  remaphore-audit receipts [-c FILE | -db FILE] (-uuid U | -id ID) [-json]
   remaphore-audit -version
 
-  run     read every message and reply of the stream into the database
+  run     read every message, reply and receipt of the stream into the database
   query   print stored records (accepted, or with -rejected the refused ones)
   tail    print the last records; with -f, follow new ones
   verify  re-check the hash chains, every signature and the indexes
   stats   counts by verdict, verb and sender
+  receipts  who acted on a message: destination, exit code, delay (receipts: true)
 
 Filters (query and tail):
   -since T, -until T   stream time: a duration back from now (2h) or RFC 3339
@@ -49,7 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // done.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats; remaphore-audit -h says more", "no command given"))
+		return printError(stderr, usageErr("the commands are run, query, tail, verify, stats and receipts; remaphore-audit -h says more", "no command given"))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -61,7 +63,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		return printError(stderr, usageErr("the commands are run, query, tail, verify and stats", "unknown command %q", args[0]))
+		return printError(stderr, usageErr("the commands are run, query, tail, verify, stats and receipts", "unknown command %q", args[0]))
 	}
 	code, err := cmd(ctx, args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -84,4 +86,6 @@ var commands = map[string]command{
 	"tail":   cmdTail,
 	"verify": cmdVerify,
 	"stats":  cmdStats,
+	// receipts: command_receipts.go
+	"receipts": cmdReceipts,
 }

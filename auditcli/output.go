@@ -224,7 +224,7 @@ func (p *printer) record(r *audit.Record) error {
 		return p.err
 	}
 	exit := "-"
-	if r.Decoded && r.Kind == sign.KindReply {
+	if r.Decoded && (r.Kind == sign.KindReply || r.Kind == sign.KindReceipt && r.Script) {
 		exit = strconv.Itoa(int(r.ExitCode))
 	}
 	payload := "-"
@@ -249,7 +249,7 @@ func requestCell(r *audit.Record) string {
 	switch {
 	case !r.Decoded:
 		return "-"
-	case r.Kind == sign.KindReply:
+	case r.Kind == sign.KindReply, r.Kind == sign.KindReceipt:
 		return hex.EncodeToString(r.RequestID[:])[:requestShown]
 	case r.Request:
 		if id := r.ID(); id != "" {
@@ -323,6 +323,8 @@ type jsonRecord struct {
 	RequestID     string     `json:"request_id,omitempty"`
 	ResponderDest string     `json:"responder_dest,omitempty"`
 	ExitCode      *int32     `json:"exit_code,omitempty"`
+	Accepted      *time.Time `json:"accepted,omitempty"`       // receipts
+	Finished      *time.Time `json:"finished,omitempty"`       // receipts
 	Payload       *string    `json:"payload,omitempty"`        // when valid UTF-8
 	PayloadBase64 string     `json:"payload_base64,omitempty"` // otherwise
 	Body          string     `json:"body,omitempty"`           // base64, with -body
@@ -354,9 +356,12 @@ func (p *printer) jsonRecord(r *audit.Record) jsonRecord {
 	sent := r.Sent.UTC()
 	j.Kind, j.Sender, j.SenderDest = kindName(r), r.Sender.String(), r.SenderDest
 	j.Root, j.Channel, j.Dest, j.Verb, j.UUID, j.Sent, j.Request = r.Root, r.Channel, r.Dest, r.Verb, r.UUID, &sent, r.Request
-	if r.Kind == sign.KindReply {
+	if r.Kind == sign.KindReply || r.Kind == sign.KindReceipt {
 		code := r.ExitCode
 		j.RequestID, j.ResponderDest, j.ExitCode = hex.EncodeToString(r.RequestID[:]), r.ResponderDest, &code
+	}
+	if r.Kind == sign.KindReceipt {
+		receiptJSON(&j, r)
 	}
 	if utf8.Valid(r.Payload) {
 		s := string(r.Payload)

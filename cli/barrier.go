@@ -39,11 +39,20 @@ func (r *runner) newBarrier(verbs *policy.Verbs, sender sign.PublicKey) (*node.B
 // barrier completes, then splays, runs the script once and exits like -o.
 func (r *runner) waitBarrier(ctx context.Context, rcv *node.Receiver, cmd script.Command, b *node.Barrier) (int, error) {
 	r.log.Info("barrier", "need", b.Need(), "of", len(b.Missing()), "from", r.o.from)
+	// The counted messages and when each was accepted: with receipts on,
+	// each gets one once the barrier's script has run (that is when this
+	// host acted on them).
+	type counted struct {
+		v  policy.Verdict
+		at time.Time
+	}
+	var acted []counted
 	for !b.Complete() {
 		v, d, err := rcv.Next(ctx)
 		if err != nil {
 			return r.barrierIncomplete(ctx, b)
 		}
+		at := time.Now()
 		env := v.Env
 		if !b.Add(v) {
 			why := "sender already counted"
@@ -54,6 +63,7 @@ func (r *runner) waitBarrier(ctx context.Context, rcv *node.Receiver, cmd script
 			continue
 		}
 		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "count", b.Count(), "need", b.Need())
+		acted = append(acted, counted{v, at})
 		if r.o.json {
 			// One line per counted message, as a receiver without -n prints.
 			if err := r.messageJSON(v, d, rcv.Destination(), r.o.anyDest); err != nil {
@@ -72,7 +82,11 @@ func (r *runner) waitBarrier(ctx context.Context, rcv *node.Receiver, cmd script
 		}
 		return ExitTimeout, nil
 	}
-	if code := rcv.HandleBarrier(ctx, cmd, b); code != 0 {
+	code := rcv.HandleBarrier(ctx, cmd, b)
+	for _, c := range acted {
+		rcv.Receipt(ctx, c.v, c.at, len(cmd.Argv) > 0, code)
+	}
+	if code != 0 {
 		fmt.Fprintf(r.stderr, "remaphore: script %s exited %d\n", cmd.Argv[0], code)
 		return ExitScript, nil
 	}

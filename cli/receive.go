@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
@@ -94,6 +95,7 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 			return ExitTimeout, nil
 		}
 		received++
+		accepted := time.Now()
 		env := v.Env
 		r.log.Info("accepted", "id", env.ID, "seq", d.Seq, "sender", env.Sender, "peer", v.Peer.Dest, "verb", env.Verb, "uuid", env.UUID, "request", env.Request)
 		if o.json {
@@ -116,6 +118,7 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 				return 0, err
 			}
 		}
+		rcv.Receipt(ctx, v, accepted, len(cmd.Argv) > 0, code)
 		if once {
 			if code != 0 {
 				fmt.Fprintf(r.stderr, "remaphore: script %s exited %d\n", cmd.Argv[0], code)

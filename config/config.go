@@ -58,6 +58,7 @@ type Config struct {
 	AuditDB         string            // "audit_db"
 	AuditRefusedMax int64             // "audit_refused_max_bytes": a size; 0 when absent (the auditor's default, 256 MiB)
 	AuditMetrics    string            // "audit_metrics": HOST:PORT the auditor serves /metrics and /healthz on; "" for none
+	Receipts        bool              // "receipts": true or false, default false; see setReceipts
 	Identities      []policy.Identity // "[ Identities ]": publickey privatekey [verbs]
 	Peers           []policy.Peer     // "[ Peers ]": destination publickey [verbs]
 
@@ -133,6 +134,7 @@ func init() {
 		{"audit_db", false, func(p *parser, _ int, v string) error { p.c.AuditDB = v; return nil }},
 		{"audit_refused_max_bytes", false, (*parser).setAuditRefusedMax},
 		{"audit_metrics", false, (*parser).setAuditMetrics},
+		{"receipts", false, (*parser).setReceipts},
 	}
 	names := make([]string, len(keys))
 	for i, k := range keys {
@@ -174,6 +176,8 @@ func exampleValue(name string) string {
 		return "1GiB"
 	case "stream":
 		return "REMAPHORE"
+	case "receipts":
+		return "true"
 	}
 	return ""
 }

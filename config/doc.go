@@ -54,6 +54,8 @@
 //	                  the oldest are evicted, default 256MiB (at least 1MiB).
 //	audit_metrics     HOST:PORT the auditor serves Prometheus metrics and
 //	                  /healthz on (remaphore-audit run -metrics).
+//	receipts          true or false, default false: a receiver publishes a
+//	                  signed receipt for each message it acted on.
 //
 // Durations are Go durations: 5s, 1m30s, 24h. A relative path in
 // credentials, tls_* or audit_db is relative to the file's directory; see

@@ -65,6 +65,9 @@ func (c *Config) Format() []byte {
 		kv("audit_refused_max_bytes", FormatSize(c.AuditRefusedMax))
 	}
 	str("audit_metrics", c.AuditMetrics)
+	if c.Receipts {
+		kv("receipts", "true")
+	}
 
 	b.WriteString("\n[ Identities ]\n")
 	for _, id := range c.Identities {

@@ -53,6 +53,7 @@ func diffConfig(a, b *Config) string {
 	add("AuditDB", a.AuditDB, b.AuditDB)
 	add("AuditRefusedMax", a.AuditRefusedMax, b.AuditRefusedMax)
 	add("AuditMetrics", a.AuditMetrics, b.AuditMetrics)
+	add("Receipts", a.Receipts, b.Receipts)
 	if len(a.Identities) != len(b.Identities) {
 		d = append(d, fmt.Sprintf("Identities: %d != %d", len(a.Identities), len(b.Identities)))
 	} else {

@@ -323,9 +323,15 @@ func TestPermissionsLayout(t *testing.T) {
 
 	t.Run("raw-refusals", func(t *testing.T) {
 		admin := b.dial(t, b.auditor)
-		before := lastSeqOf(t, admin.js)
 		env := message(t, recvA.key, channel, nil)
 		recv, snd := b.dial(t, b.recvA), b.dial(t, b.sender)
+		// Receipts (receipts: true): a receiver publishes them.
+		receiptSubj := transport.ReceiptSubject(root, strings.Repeat("ab", 32))
+		if _, err := recv.js.PublishMsg(ctxFor(t, 10*time.Second), &nats.Msg{Subject: receiptSubj, Data: []byte("receipt"),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{"receipt-perm-check"}}}); err != nil {
+			t.Errorf("a receiver publishes a receipt: %v", err)
+		}
+		before := lastSeqOf(t, admin.js)
 
 		msgSubj := transport.MsgSubject(root, channel)
 		recv.refused(t, "a receiver publishes a message", msgSubj, func() { recv.publishRaw(t, msgSubj, env.Body()) })
@@ -335,6 +341,8 @@ func TestPermissionsLayout(t *testing.T) {
 		// Replies: only receivers answer requests.
 		reply := transport.ReplySubject(root, strings.Repeat("ab", 32))
 		snd.refused(t, "a sender publishes a reply", reply, func() { snd.publishRaw(t, reply, env.Body()) })
+		// Receipts: senders may not publish them (receivers may, above).
+		snd.refused(t, "a sender publishes a receipt", receiptSubj, func() { snd.publishRaw(t, receiptSubj, env.Body()) })
 		// Outside the stream's subjects: other hosts' inboxes (a forged
 		// PubAck or API answer), the root itself.
 		recv.refused(t, "a receiver publishes to an inbox", "_INBOX.x.y", func() { recv.publishRaw(t, "_INBOX.x.y", []byte("+OK")) })

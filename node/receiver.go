@@ -42,6 +42,8 @@ type Receiver struct {
 	cfg     *config.Config
 	dest    string // this node's name in replies and REMAPHORE_DESTMATCH
 	anyDest bool
+	// receiptKey signs receipts (config receipts: true); see receipt.go.
+	receiptKey sign.PrivateKey
 }
 
 // newChecker builds the policy checker a receiver with o applies.
@@ -96,6 +98,7 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 	}
 	r := &Receiver{conn: o.Conn, checker: checker, log: log, refused: NewRefusalLog(log, "rejected message", 0, 0),
 		cfg: o.Config, dest: dest, anyDest: o.Filters.AnyDestination}
+	r.initReceipts()
 	if r.conn == nil {
 		if r.conn, err = Dial(ctx, o.Config, true, log); err != nil {
 			return nil, err

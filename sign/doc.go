@@ -1,6 +1,6 @@
 // Package sign holds remaphore's keys and its signed wire format, version 1.
 //
-// Every remaphore message and reply travels as one body: the signed bytes
+// Every remaphore message, reply and receipt travels as one body: the signed bytes
 // followed by a 64-byte ed25519 signature. The package does no I/O and knows
 // nothing of NATS; [Seal] builds a body, [Open] checks one.
 //
@@ -20,7 +20,8 @@
 //
 // The signed bytes are a sequence of fields, each length-prefixed:
 //
-//	tag      u8 length + "remaphore/v1/msg" or "remaphore/v1/reply"
+//	tag      u8 length + "remaphore/v1/msg", "remaphore/v1/reply" or
+//	         "remaphore/v1/receipt"
 //	root     u8 length + subject root
 //	channel  u8 length + channel
 //	sender   32 bytes, ed25519 public key
@@ -38,8 +39,20 @@
 //	responder dest  u8 length + the responder's own destination
 //	exit code       4 bytes, big-endian int32
 //
-// The domain tag keeps a signed reply from ever being taken for a message and
-// the other way round; root and channel keep bytes captured on one channel from
+// and for a receipt (tag "remaphore/v1/receipt", published by a receiver with
+// receipts on after it acted on a message; request is 0, the payload empty,
+// root, channel, verb and uuid are the message's, dest is its sender's
+// destination) six more:
+//
+//	message id     32 bytes, SHA-256 of the accepted message's signed bytes
+//	receiver dest  u8 length + the receiver's own destination
+//	script         1 byte, 0 (no script ran; exit code is 0) or 1
+//	exit code      4 bytes, big-endian int32
+//	accepted       8 bytes, big-endian unix nanoseconds
+//	finished       8 bytes, big-endian unix nanoseconds
+//
+// The domain tag keeps a signed reply or receipt from ever being taken for a
+// message and the other way round; root and channel keep bytes captured on one channel from
 // being accepted on another. The message id ([Envelope.ID]) is the lowercase
 // hex SHA-256 of the signed bytes; it is sent as the Nats-Msg-Id header so the
 // stream's duplicate window drops a re-publish of captured bytes.
@@ -47,8 +60,9 @@
 // # Strictness
 //
 // [Decode] checks the body's size before it looks at any field, and refuses an
-// unknown tag, a field over its limit, a request flag other than 0 or 1, and
-// trailing bytes. Decoding a body and encoding the result gives back the same
+// unknown tag, a field over its limit, a request or script flag other than 0
+// or 1, a receipt with a payload, a request flag, an exit code without a
+// script or no message id, and trailing bytes. Decoding a body and encoding the result gives back the same
 // bytes: there is exactly one encoding of each message. The golden vectors in
 // testdata/ pin the format; a change to the bytes on the wire fails a test.
 package sign

@@ -18,6 +18,9 @@ const (
 	KindMsg Kind = iota + 1
 	// KindReply is a responder's answer to a request.
 	KindReply
+	// KindReceipt is a receiver's record of having acted on a message
+	// (config receipts: true); see receipt.go.
+	KindReceipt
 )
 
 func (k Kind) String() string {
@@ -26,6 +29,8 @@ func (k Kind) String() string {
 		return "msg"
 	case KindReply:
 		return "reply"
+	case KindReceipt:
+		return "receipt"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -34,6 +39,7 @@ func (k Kind) String() string {
 const (
 	tagMsg   = "remaphore/v1/msg"
 	tagReply = "remaphore/v1/reply"
+	// tagReceipt: see receipt.go.
 )
 
 // Limits, checked before any parsing or verification work.
@@ -73,9 +79,15 @@ type Message struct {
 	Nonce   [NonceSize]byte
 	Payload []byte
 
-	RequestID     [IDSize]byte // reply only: id of the request answered
-	ResponderDest string       // reply only: responder's own destination
-	ExitCode      int32        // reply only: the script's exit code
+	RequestID     [IDSize]byte // reply: id of the request answered; receipt: of the message acted on
+	ResponderDest string       // reply: responder's own destination; receipt: the receiver's
+	ExitCode      int32        // reply, receipt: the script's exit code
+
+	// Receipt only (see receipt.go): whether a script ran (ExitCode is
+	// then its exit code, else 0), and when the receiver accepted the
+	// message and when it was done with it.
+	Script             bool
+	Accepted, Finished time.Time
 }
 
 // Envelope is a decoded body: the message, the bytes its signature covers,
@@ -162,9 +174,13 @@ func (m *Message) Marshal() ([]byte, error) {
 	}
 	tag := tagMsg
 	size := fixedMsg
-	if m.Kind == KindReply {
+	switch m.Kind {
+	case KindReply:
 		tag = tagReply
 		size = fixedReply + len(m.ResponderDest)
+	case KindReceipt:
+		tag = tagReceipt
+		size = fixedReceipt + len(m.ResponderDest)
 	}
 	size += len(m.Root) + len(m.Channel) + len(m.Dest) + len(m.Verb) + len(m.UUID) + len(m.Payload)
 	b := make([]byte, 0, size+ed25519.SignatureSize)
@@ -189,11 +205,14 @@ func (m *Message) Marshal() ([]byte, error) {
 		b = appendStr8(b, m.ResponderDest)
 		b = binary.BigEndian.AppendUint32(b, uint32(m.ExitCode))
 	}
+	if m.Kind == KindReceipt {
+		b = m.appendReceipt(b)
+	}
 	return b, nil
 }
 
 func (m *Message) check() error {
-	if m.Kind != KindMsg && m.Kind != KindReply {
+	if m.Kind != KindMsg && m.Kind != KindReply && m.Kind != KindReceipt {
 		return fmt.Errorf("%w: unknown kind %d", ErrMalformed, m.Kind)
 	}
 	for _, f := range []struct {
@@ -215,6 +234,12 @@ func (m *Message) check() error {
 	}
 	if m.Kind == KindMsg && (m.ResponderDest != "" || m.ExitCode != 0 || m.RequestID != [IDSize]byte{}) {
 		return fmt.Errorf("%w: reply fields set on a message", ErrMalformed)
+	}
+	if m.Kind != KindReceipt && (m.Script || !m.Accepted.IsZero() || !m.Finished.IsZero()) {
+		return fmt.Errorf("%w: receipt fields set on a %s", ErrMalformed, m.Kind)
+	}
+	if m.Kind == KindReceipt {
+		return m.checkReceipt()
 	}
 	return nil
 }
@@ -281,6 +306,8 @@ func Decode(body []byte) (*Envelope, error) {
 		m.Kind = KindMsg
 	case tagReply:
 		m.Kind = KindReply
+	case tagReceipt:
+		m.Kind = KindReceipt
 	default:
 		if r.err == nil {
 			r.err = fmt.Errorf("%w: unknown tag %q (not a remaphore v1 envelope)", ErrMalformed, string(tag))
@@ -329,6 +356,9 @@ func Decode(body []byte) (*Envelope, error) {
 			r.err = fmt.Errorf("%w: payload too long (%d > %d bytes)", ErrTooLarge, pl, MaxPayload)
 		}
 		payload = r.take("payload", int(min(pl, MaxPayload+1)))
+	}
+	if m.Kind == KindReceipt {
+		r.receipt(m, len(payload))
 	}
 	if m.Kind == KindReply {
 		copy(m.RequestID[:], r.take("request id", IDSize))

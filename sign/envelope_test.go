@@ -92,6 +92,10 @@ func sameMessage(a, b *Message) string {
 		return fmt.Sprintf("ResponderDest %q != %q", a.ResponderDest, b.ResponderDest)
 	case a.ExitCode != b.ExitCode:
 		return fmt.Sprintf("ExitCode %d != %d", a.ExitCode, b.ExitCode)
+	case a.Script != b.Script:
+		return fmt.Sprintf("Script %v != %v", a.Script, b.Script)
+	case !a.Accepted.Equal(b.Accepted) || !a.Finished.Equal(b.Finished):
+		return fmt.Sprintf("Accepted/Finished %v/%v != %v/%v", a.Accepted, a.Finished, b.Accepted, b.Finished)
 	}
 	return ""
 }

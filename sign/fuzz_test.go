@@ -66,7 +66,7 @@ func FuzzDecode(f *testing.F) {
 		if sum := sha256.Sum256(e.Signed); e.ID != fmt.Sprintf("%x", sum) {
 			t.Fatalf("ID %s is not the hex SHA-256 of Signed", e.ID)
 		}
-		if e.Kind != KindMsg && e.Kind != KindReply {
+		if e.Kind != KindMsg && e.Kind != KindReply && e.Kind != KindReceipt {
 			t.Fatalf("decoded kind %v", e.Kind)
 		}
 
@@ -97,14 +97,14 @@ func FuzzDecode(f *testing.F) {
 }
 
 // writeFuzzSeeds writes FuzzDecode's seed corpus from the golden bodies
-// (plain message, request, reply, empty payload, in that order): the bodies
+// (plain message, request, reply, empty payload, receipt, in that order): the bodies
 // themselves, truncations, near misses and garbage.
 func writeFuzzSeeds(t *testing.T, golden [][]byte) {
 	t.Helper()
-	if len(golden) != 4 {
-		t.Fatalf("writeFuzzSeeds wants the 4 golden bodies, got %d", len(golden))
+	if len(golden) != 5 {
+		t.Fatalf("writeFuzzSeeds wants the 5 golden bodies, got %d", len(golden))
 	}
-	plain, request, reply, empty := golden[0], golden[1], golden[2], golden[3]
+	plain, request, reply, empty, receipt := golden[0], golden[1], golden[2], golden[3], golden[4]
 	decode := func(b []byte) *Envelope {
 		e, err := Decode(b)
 		if err != nil {
@@ -147,6 +147,12 @@ func writeFuzzSeeds(t *testing.T, golden [][]byte) {
 		"garbage-hash-chain":     garbage,
 		"garbage-zeros":          make([]byte, fixedMsg+ed25519.SignatureSize),
 		"tag-only":               append([]byte{byte(len(tagMsg))}, tagMsg...),
+		"golden-receipt":         receipt,
+	}
+	// A receipt whose script flag is 2, and one claiming an exit code with
+	// no script, both with the receipt's old signature.
+	for name, edit := range receiptEdits {
+		seeds[name] = edit(receipt)
 	}
 	if err := os.MkdirAll(fuzzCorpusDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -35,6 +35,9 @@ type vector struct {
 	RequestID     string `json:"request_id,omitempty"` // hex, reply only
 	ResponderDest string `json:"responder_dest,omitempty"`
 	ExitCode      int32  `json:"exit_code,omitempty"`
+	Script        bool   `json:"script,omitempty"`   // receipt only
+	Accepted      string `json:"accepted,omitempty"` // receipt only, RFC 3339
+	Finished      string `json:"finished,omitempty"` // receipt only, RFC 3339
 
 	Body string `json:"body"` // hex of signed bytes and signature
 	ID   string `json:"id"`
@@ -78,6 +81,14 @@ func goldenInputs() []vector {
 			Root: "r", Channel: "c", Dest: "*", Verb: "ping",
 			UUID: "", Sent: sent, Nonce: n, Payload: "",
 		},
+		{
+			Name: "receipt of the plain message, exit code 3", Seed: seed, Kind: "receipt",
+			Root: "remaphore", Channel: "ops", Dest: "com.crypto.host.eu", Verb: "ping",
+			UUID: "3f2b8c1e-9d4a-4e6b-8f0c-7a5d2e1b9c30", Sent: sent, Nonce: n,
+			RequestID:     "", // the id of the plain message vector
+			ResponderDest: "com.crypto.host.us", ExitCode: 3, Script: true,
+			Accepted: "2026-01-02T03:04:04.5Z", Finished: "2026-01-02T03:04:05.000000006Z",
+		},
 	}
 }
 
@@ -109,6 +120,19 @@ func (v vector) message(t *testing.T) (*Message, PrivateKey) {
 		m.RequestID = id
 		m.ResponderDest = v.ResponderDest
 		m.ExitCode = v.ExitCode
+	case "receipt":
+		m.Kind = KindReceipt
+		id, err := ParseID(v.RequestID)
+		if err != nil {
+			t.Fatalf("%s: request_id: %v", v.Name, err)
+		}
+		m.RequestID, m.ResponderDest, m.ExitCode, m.Script = id, v.ResponderDest, v.ExitCode, v.Script
+		if m.Accepted, err = time.Parse(time.RFC3339Nano, v.Accepted); err != nil {
+			t.Fatalf("%s: accepted: %v", v.Name, err)
+		}
+		if m.Finished, err = time.Parse(time.RFC3339Nano, v.Finished); err != nil {
+			t.Fatalf("%s: finished: %v", v.Name, err)
+		}
 	default:
 		t.Fatalf("%s: kind %q", v.Name, v.Kind)
 	}
@@ -125,7 +149,7 @@ func (v vector) message(t *testing.T) (*Message, PrivateKey) {
 
 func writeVectors(t *testing.T) {
 	vs := goldenInputs()
-	var requestID string
+	var requestID, firstID string
 	for i := range vs {
 		v := &vs[i]
 		if !utf8.ValidString(v.Payload) {
@@ -134,6 +158,9 @@ func writeVectors(t *testing.T) {
 		if v.Kind == "reply" {
 			v.RequestID = requestID
 		}
+		if v.Kind == "receipt" {
+			v.RequestID = firstID
+		}
 		m, k := v.message(t)
 		e := mustSeal(t, m, k)
 		v.Sender = k.Public().String()
@@ -141,6 +168,9 @@ func writeVectors(t *testing.T) {
 		v.ID = e.ID
 		if v.Request {
 			requestID = e.ID
+		}
+		if i == 0 {
+			firstID = e.ID
 		}
 	}
 	out, err := json.MarshalIndent(vectorFile{
@@ -247,6 +277,12 @@ func TestGoldenVectors(t *testing.T) {
 	}
 	if reqID == "" || replyReqID != reqID {
 		t.Errorf("reply's request_id %q is not the request's id %q", replyReqID, reqID)
+	}
+	// The receipt is one of the first (plain) message.
+	for _, v := range vs {
+		if v.Kind == "receipt" && v.RequestID != vs[0].ID {
+			t.Errorf("receipt's request_id %q is not the plain message's id %q", v.RequestID, vs[0].ID)
+		}
 	}
 }
 

@@ -118,3 +118,8 @@ func RedactURLs(servers []string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// ReceiptSubject is the subject receipts of message id travel on (config
+// receipts: true). Receivers read only MsgSubject, so they never see one;
+// the stream captures <root>.> and the auditor records them.
+func ReceiptSubject(root, id string) string { return root + ".receipt." + id }

@@ -155,6 +155,7 @@ const (
 	subjOther = iota
 	subjMsg
 	subjReply
+	subjReceipt // <root>.receipt.<message id>
 )
 
 // parseSubject splits <root>.msg.<channel> and <root>.reply.<id>; prefix
@@ -169,6 +170,9 @@ func parseSubject(prefix, subject string) (shape int, token string) {
 	}
 	if id, ok := strings.CutPrefix(rest, "reply."); ok && id != "" {
 		return subjReply, id
+	}
+	if id, ok := strings.CutPrefix(rest, "receipt."); ok && id != "" {
+		return subjReceipt, id
 	}
 	return subjOther, ""
 }
@@ -196,8 +200,10 @@ func (p *checkerPool) decideOne(sh *shard, it *item) {
 			reason, detail = policy.ReasonWrongKind, fmt.Sprintf("a %s on reply subject %s", v.Env.Kind, it.subject)
 		case shape == subjReply && hex.EncodeToString(v.Env.RequestID[:]) != token:
 			reason, detail = policy.ReasonWrongRequest, fmt.Sprintf("a reply to request %x… stored on the reply subject of %.16s…", v.Env.RequestID[:8], token)
+		case shape == subjReceipt:
+			reason, detail = checkReceipt(v.Env, it.subject, token)
 		case shape == subjOther:
-			reason, detail = policy.ReasonWrongChannel, fmt.Sprintf("subject %s is neither %s.msg.<channel> nor %s.reply.<id>", it.subject, p.root, p.root)
+			reason, detail = policy.ReasonWrongChannel, fmt.Sprintf("subject %s is neither %s.msg.<channel>, %s.reply.<id> nor %s.receipt.<id>", it.subject, p.root, p.root, p.root)
 		}
 	}
 	it.entry = audit.Entry{Seq: it.seq, Stored: it.in.Stored, Subject: it.subject, HeaderID: it.in.HeaderID,

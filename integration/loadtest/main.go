@@ -11,6 +11,12 @@
 // own (destination and key), and one node.Request (what remaphore -r
 // runs) asks them all: it prints how long from the request until the last
 // answer arrived, and how many answered.
+//
+// With -receipts (receive mode) each of the N receivers is a node of its
+// own with receipts: true, and an auditor runs in this process (the code
+// remaphore-audit run runs, with all N as peers): it prints how long from
+// the send until the auditor had recorded the last receipt, and how many
+// receipts its store holds. See receipts.go.
 package main
 
 import (
@@ -50,6 +56,7 @@ func main() {
 		timeout  = flag.Duration("timeout", 2*time.Minute, "bound for the whole run")
 		core     = flag.Bool("core", true, "also measure N core subscriptions as the floor")
 		mode     = flag.String("mode", "receive", "receive: N receivers accept one message sent with remaphore -s; request: N responders answer one node.Request")
+		receipts = flag.Bool("receipts", false, "receive mode: N receivers with receipts: true, each a node of its own, and an in-process auditor that records their receipts")
 	)
 	flag.Parse()
 	if *creds == "" {
@@ -83,6 +90,13 @@ func main() {
 		res := runRequest(ctx, common, sender, *n, *burst, *parallel)
 		res.print()
 		if res.errors > 0 || res.accepted != *n {
+			os.Exit(1)
+		}
+		return
+	}
+	if *receipts {
+		fmt.Printf("remaphore receivers with receipts: n=%d burst=%v\n", *n, *burst)
+		if !runReceipts(ctx, dir, common, sender, *n, *burst, *parallel, func() { run(ctx, *bin, "-c", sendConf, "-s", "-u", "loadtest") }) {
 			os.Exit(1)
 		}
 		return
@@ -201,12 +215,15 @@ func runReceivers(ctx context.Context, cfgOf func(i int) *config.Config, n int, 
 			if err != nil {
 				return
 			}
-			accepts <- time.Now()
+			accepted := time.Now()
+			accepts <- accepted
 			if respond {
 				if _, err := r.Handle(ctx, script.Command{}, v); err != nil {
 					fmt.Fprintln(os.Stderr, "loadtest: reply:", err)
 				}
 			}
+			// A no-op unless the config has receipts: true (-receipts).
+			r.Receipt(ctx, v, accepted, false, 0)
 		}()
 	}
 	sent := send()

@@ -1,0 +1,27 @@
+package ingest
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+)
+
+// checkReceipt decides on a body the policy accepted on the receipt
+// subject of token (<root>.receipt.<message id>): it must be a receipt, of
+// that message. Its sender (the receiver) was checked like any other: a
+// key that is not a peer is unknown-sender, a bad signature bad-signature,
+// freshness and replay as for messages. A receipt of a message this
+// auditor never recorded is still accepted and stored: the message may be
+// older than the stream, or evicted; `remaphore-audit receipts` shows such
+// receipts without their message.
+func checkReceipt(env *sign.Envelope, subject, token string) (policy.Reason, string) {
+	switch {
+	case env.Kind != sign.KindReceipt:
+		return policy.ReasonWrongKind, fmt.Sprintf("a %s on receipt subject %s", env.Kind, subject)
+	case hex.EncodeToString(env.RequestID[:]) != token:
+		return policy.ReasonWrongRequest, fmt.Sprintf("a receipt of message %x… stored on the receipt subject of %.16s…", env.RequestID[:8], token)
+	}
+	return policy.ReasonAccepted, ""
+}

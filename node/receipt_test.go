@@ -1,0 +1,136 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/internal/natstest"
+	"github.com/remaphore/remaphore/node"
+	"github.com/remaphore/remaphore/policy"
+	"github.com/remaphore/remaphore/sign"
+	"github.com/remaphore/remaphore/transport"
+)
+
+// syncBuffer is a log sink the receiver may write from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// acceptOne starts a receiver for recv on conn, sends one message from
+// sender, and returns the receiver and what it accepted.
+func acceptOne(t *testing.T, ctx context.Context, conn *transport.Conn, recv, sender *config.Config, log *slog.Logger) (*node.Receiver, policy.Verdict) {
+	t.Helper()
+	r, err := node.StartReceiver(ctx, node.ReceiverOptions{Config: recv, Conn: conn, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	env, err := node.Seal(sender, node.Message{Dest: "**", Verb: "deploy", UUID: "u1"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := node.Dial(ctx, sender, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if _, err := node.Send(ctx, sc, sender, env); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := r.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, v
+}
+
+// A receiver with receipts: true publishes, on <root>.receipt.<id>, a
+// receipt signed by its identity: the message's id, its destination, the
+// script's exit code, the accepted and finished times.
+func TestReceiptPublished(t *testing.T) {
+	nats := natstest.Start(t)
+	aKey, bKey := newKey(t), newKey(t)
+	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
+	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
+	b.Receipts = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, v := acceptOne(t, ctx, nil, b, a, nil)
+	if !r.ReceiptsOn() {
+		t.Fatal("receipts: true with an identity, but ReceiptsOn is false")
+	}
+	accepted := time.Now()
+	r.Receipt(ctx, v, accepted, true, 7)
+
+	sub, err := r.Conn().Subscribe(ctx, transport.SubscribeOptions{Stream: node.StreamSpec(b),
+		Subject: transport.ReceiptSubject(b.Subject, v.Env.ID), Since: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var d transport.Delivery
+	select {
+	case d = <-sub.C:
+	case <-ctx.Done():
+		t.Fatal("no receipt stored")
+	}
+	e, err := sign.Open(d.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgID, _ := v.Env.IDBytes()
+	if e.Kind != sign.KindReceipt || e.Sender != bKey.Public() || e.RequestID != msgID || e.ResponderDest != "com.t.b" ||
+		!e.Script || e.ExitCode != 7 || !e.Accepted.Equal(accepted) || e.Finished.Before(accepted) ||
+		e.Dest != "com.t.a" || e.UUID != "u1" || e.Verb != "deploy" || d.HeaderID != e.ID {
+		t.Fatalf("receipt %+v (header id %s)", e.Message, d.HeaderID)
+	}
+}
+
+// A receipt that cannot be published (the connection is gone) is logged
+// at warn and dropped: Receipt returns, with nothing to change the
+// receiver's exit code.
+func TestReceiptPublishFailureIsLogged(t *testing.T) {
+	nats := natstest.Start(t)
+	aKey, bKey := newKey(t), newKey(t)
+	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
+	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
+	b.Receipts = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := node.Dial(ctx, b, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	r, v := acceptOne(t, ctx, conn, b, a, slog.New(slog.NewTextHandler(&logs, nil)))
+	conn.Close()
+	done := make(chan struct{})
+	go func() { r.Receipt(ctx, v, time.Now(), true, 0); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(node.SendTimeout + 30*time.Second):
+		t.Fatal("Receipt did not return after its publish failed")
+	}
+	if out := logs.String(); !strings.Contains(out, `msg="receipt not sent"`) || !strings.Contains(out, "id="+v.Env.ID) {
+		t.Fatalf("log:\n%s\nwant a warning naming the message", out)
+	}
+}
