@@ -32,6 +32,18 @@ const (
 	// MinMaxBytes is the smallest max_bytes accepted: room for a few
 	// messages of the largest size.
 	MinMaxBytes = 8 << 20
+	// DefaultHeartbeat is a waiting receiver's idle heartbeat: the server
+	// sends one per receiver per interval, and two missed ones make the
+	// receiver recreate its consumer (a consumer lost on a server other
+	// than the one it is connected to is noticed within twice this;
+	// nothing is lost, delivery is late). 30s rather than the NATS
+	// client's 5s: at 5,000 waiting receivers, 167 heartbeats a second
+	// instead of 1,000.
+	DefaultHeartbeat = 30 * time.Second
+	// MinHeartbeat and MaxHeartbeat bound "heartbeat" (the NATS client
+	// accepts at most 30s).
+	MinHeartbeat = time.Second
+	MaxHeartbeat = 30 * time.Second
 )
 
 // Limits checked by Parse.
@@ -58,6 +70,7 @@ type Config struct {
 	Retention       time.Duration     // "retention", default 24h, > 0
 	MaxConsumers    int               // "max_consumers", default 100000, >= 1
 	MaxBytes        int64             // "max_bytes", default 1 GiB, >= 8 MiB
+	Heartbeat       time.Duration     // "heartbeat", default 30s, 1s..30s: a waiting receiver's idle heartbeat
 	TLSCA           string            // "tls_ca"
 	TLSCert         string            // "tls_cert"; tls_cert and tls_key both or neither
 	TLSKey          string            // "tls_key"
@@ -132,6 +145,7 @@ func init() {
 				"write a number of at least 1 (every waiting receiver holds one consumer)")
 		}},
 		{"max_bytes", false, (*parser).setMaxBytes},
+		{"heartbeat", false, (*parser).setHeartbeat},
 		{"tls_ca", false, func(p *parser, _ int, v string) error { p.c.TLSCA = v; return nil }},
 		{"tls_cert", false, func(p *parser, _ int, v string) error { p.c.TLSCert = v; return nil }},
 		{"tls_key", false, func(p *parser, _ int, v string) error { p.c.TLSKey = v; return nil }},
@@ -191,6 +205,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			Retention:    DefaultRetention,
 			MaxConsumers: DefaultMaxConsumers,
 			MaxBytes:     DefaultMaxBytes,
+			Heartbeat:    DefaultHeartbeat,
 		},
 		seen:     map[string]int{},
 		idLine:   map[sign.PublicKey]int{},
@@ -422,6 +437,8 @@ func exampleValue(name string) string {
 		return "1GiB"
 	case "stream":
 		return "REMAPHORE"
+	case "heartbeat":
+		return "30s"
 	}
 	return ""
 }
@@ -615,6 +632,19 @@ func (p *parser) setDuration(n int, name, v string, dst *time.Duration) error {
 			"%s must be greater than zero (got %s)", name, show(v))
 	}
 	*dst = d
+	return nil
+}
+
+func (p *parser) setHeartbeat(n int, v string) error {
+	var d time.Duration
+	if err := p.setDuration(n, "heartbeat", v, &d); err != nil {
+		return err
+	}
+	if d < MinHeartbeat || d > MaxHeartbeat {
+		return p.errf(n, nil, "write a duration from 1s to 30s: shorter notices a lost consumer sooner, longer costs the server less per waiting receiver",
+			"heartbeat must be 1s to 30s (got %s)", show(v))
+	}
+	p.c.Heartbeat = d
 	return nil
 }
 

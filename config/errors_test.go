@@ -110,6 +110,10 @@ func TestParseErrors(t *testing.T) {
 		{"replicas zero", head + "replicas: 0\n", 4, []string{"replicas must be 1 to 5 (got 0)"}, "1 to 5", nil},
 		{"replicas word", head + "replicas: three\n", 4, []string{`replicas: "three" is not a whole number`}, "1 to 5", nil},
 		{"max_consumers zero", head + "max_consumers: 0\n", 4, []string{"max_consumers must be at least 1 (got 0)"}, "at least 1", nil},
+		{"heartbeat too long", head + "heartbeat: 31s\n", 4, []string{`heartbeat must be 1s to 30s (got "31s")`}, "costs the server less", nil},
+		{"heartbeat too short", head + "heartbeat: 500ms\n", 4, []string{`heartbeat must be 1s to 30s (got "500ms")`}, "lost consumer sooner", nil},
+		{"heartbeat zero", head + "heartbeat: 0s\n", 4, []string{"heartbeat must be greater than zero"}, "5s, 1m30s", nil},
+		{"heartbeat no unit", head + "heartbeat: 30\n", 4, []string{`heartbeat: "30" is not a duration`}, "like 5s, 1m30s", nil},
 		{"audit_refused_max_bytes too small", head + "audit_refused_max_bytes: 1000\n", 4, []string{`audit_refused_max_bytes must be at least 1MiB (got "1000")`}, "256MiB", nil},
 
 		// verbs

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,6 +108,10 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 		Subject: transport.MsgSubject(o.Config.Subject, o.Channel),
 		Since:   o.Since,
 		Retry:   true,
+		// A waiting receiver may wait for hours: its heartbeat is the
+		// config's (30s by default) rather than transport's 5s, the
+		// server's idle work per receiver (see config.DefaultHeartbeat).
+		Heartbeat: cmp.Or(o.Config.Heartbeat, config.DefaultHeartbeat),
 	})
 	if err != nil {
 		if r.ownConn {

@@ -33,8 +33,15 @@ type SubscribeOptions struct {
 	// InactiveThreshold is how long the server keeps the consumer of a
 	// receiver that stopped pulling (killed): default 5s.
 	InactiveThreshold time.Duration
-	// Heartbeat is the idle heartbeat that detects a lost consumer
-	// (default 5s; a reconnect is noticed at once regardless).
+	// Heartbeat is the idle heartbeat that detects a lost consumer: two
+	// missed heartbeats recreate it from the next wanted sequence, so a
+	// consumer lost while its connection stays up (in a cluster, the
+	// server holding it stopped while the receiver is connected to
+	// another) delays delivery by up to twice this, and loses nothing. A
+	// reconnect, and a consumer the server deletes, are noticed at once
+	// regardless. Each waiting receiver costs the server one heartbeat per
+	// interval: long-lived receivers use a longer one (node's
+	// config.DefaultHeartbeat). Default 5s, at most MaxHeartbeat.
 	Heartbeat time.Duration
 	// Retry keeps retrying JetStream failures (timeouts, API queue full,
 	// maximum consumers) with jittered backoff until ctx is done.
@@ -76,6 +83,7 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 5 * time.Second
 	}
+	o.Heartbeat = min(max(o.Heartbeat, 500*time.Millisecond), MaxHeartbeat) // the client's range
 	if o.Buffer <= 0 {
 		o.Buffer = 64
 	}
@@ -104,6 +112,15 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	go s.supervise(rctx)
 	return s, nil
 }
+
+// MaxHeartbeat is the longest idle heartbeat the NATS client accepts.
+const MaxHeartbeat = 30 * time.Second
+
+// pullExpiry is how long one pull request stays pending before the client
+// renews it (the server answers it with a timeout status, two messages per
+// renewal): four heartbeats, at least 30s. The client requires at least
+// two heartbeats per pull.
+func pullExpiry(hb time.Duration) time.Duration { return max(30*time.Second, 4*hb) }
 
 // startAttempt bounds one attempt to find or create the stream.
 const startAttempt = 5 * time.Second
@@ -174,7 +191,7 @@ func (s *Subscription) consume(ctx context.Context) error {
 	s.mu.Unlock()
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.handle(gen, m) },
 		jetstream.PullMaxMessages(64),
-		jetstream.PullExpiry(30*time.Second),
+		jetstream.PullExpiry(pullExpiry(s.opts.Heartbeat)),
 		jetstream.PullHeartbeat(s.opts.Heartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { s.consumeErr(gen, err) }),
 	)
