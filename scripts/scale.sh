@@ -45,7 +45,6 @@ if [ "$fdlim" = unlimited ]; then
 else
 	# 64 for the processes' own files (binaries, JetStream files, sockets).
 	allowed=$((fdlim - 64))
-	per_server=$(((N + spread - 1) / spread + 64))
 fi
 echo "descriptor limit (ulimit -n): soft $soft, hard $hard, used $fdlim: the load tool holds one per receiver (all $N), each server one per receiver it serves (about $(((N + spread - 1) / spread))): N up to $allowed here"
 for want in "$N" "$BURST"; do
@@ -94,7 +93,7 @@ for i in $(seq 0 $((nservers - 1))); do
 		else
 			echo "jetstream { store_dir: \"$tmp/js$i\" }"
 			if [ "$SERVERS" -gt 1 ]; then
-				routes=$(for j in $(seq 0 $((SERVERS - 1))); do [ "$j" -ne "$i" ] && printf 'nats-route://127.0.0.1:%s, ' "$(port "$j" 2)"; done)
+				routes=$(for j in $(seq 0 $((SERVERS - 1))); do if [ "$j" -ne "$i" ]; then printf 'nats-route://127.0.0.1:%s, ' "$(port "$j" 2)"; fi; done)
 				echo "cluster { name: scale, listen: 127.0.0.1:$(port "$i" 2), routes: [ ${routes%, } ] }"
 			fi
 		fi
@@ -166,18 +165,19 @@ echo; echo "== $BURST simulated receivers started within one second"
 lt -n "$BURST" -burst || { status=1; server_fds; }
 
 echo; echo "== $PROCS real remaphore processes, one send"
-key=$("$tmp/remaphore" -C | sed -n 's/^default_identity: //p')
+"$tmp/remaphore" -C | grep -v '^server: ' | sed -e "s#^credentials: .*#credentials: $tmp/user.nk#" > "$tmp/template.conf"
 # Process i's config: its place in the topology first (as the simulated
 # receivers: the i-th server of the cluster first, or the i-th leaf with
-# its mirror, which the burst phase created).
-conf() { # conf FILE SERVERS... [stream]
-	local f=$1; shift
-	{
-		for s in "$@"; do [ "${s#nats://}" != "$s" ] && echo "server: $s"; done
-		"$tmp/remaphore" -C | grep -v '^server: ' | sed -e "s#^credentials: .*#credentials: $tmp/user.nk#"
-		echo "replicas: $replicas"
-		for s in "$@"; do [ "${s#nats://}" = "$s" ] && echo "stream: $s"; done
-	} > "$f"
+# its mirror, which the burst phase created). One key for all: the sender
+# is its own peer.
+conf() { # conf FILE SERVER... [STREAM]
+	local f=$1 head="" s
+	shift
+	for s in "$@"; do
+		if [ "${s#nats://}" != "$s" ]; then head+="server: $s"$'\n'; else head+="stream: $s"$'\n'; fi
+	done
+	head+="replicas: $replicas"$'\n'
+	{ printf '%s' "$head"; cat "$tmp/template.conf"; } > "$f"
 	chmod 600 "$f"
 }
 conf "$tmp/s.conf" "${hubs[@]}"
