@@ -11,6 +11,8 @@
 #   IDLE=60 N=1000 scripts/scale.sh               only the idle cost: N receivers wait 60 s, and the
 #                                                 servers' CPU meanwhile is printed (HEARTBEAT=5s to
 #                                                 set the receivers' heartbeat)
+#   IDLE=60 PROF=/tmp/server.pprof N=5000 ...     also save the (first) server's CPU profile of
+#                                                 the idle time (go tool pprof -top FILE)
 #   TIMEOUT=2m                                    bound for each load tool run
 #
 # The simulated receivers run inside one process (integration/loadtest)
@@ -26,6 +28,7 @@ SERVERS=${SERVERS:-1}
 LEAFS=${LEAFS:-0}
 IDLE=${IDLE:-0}
 HEARTBEAT=${HEARTBEAT:-}
+PROF=${PROF:-}
 TIMEOUT=${TIMEOUT:-2m}
 if [ "$SERVERS" -gt 1 ] && [ "$LEAFS" -gt 0 ]; then
 	echo "scale.sh: SERVERS=$SERVERS and LEAFS=$LEAFS: choose one topology (a cluster, or a hub with leaf nodes)" >&2
@@ -83,6 +86,7 @@ for i in $(seq 0 $((nservers - 1))); do
 		echo "listen: 127.0.0.1:$(port "$i")"
 		echo "http: 127.0.0.1:$(port "$i" 1)"
 		echo "max_payload: 2MB"
+		if [ -n "$PROF" ] && [ "$i" -eq 0 ]; then echo "prof_port: $(port 0 4)"; fi
 		echo "authorization { users = [ { nkey: $(sed -n 2p "$tmp/user.txt") } ] }"
 		if [ "$LEAFS" -gt 0 ] && [ "$i" -eq 0 ]; then
 			echo "jetstream { store_dir: \"$tmp/js$i\", domain: hub }"
@@ -155,7 +159,9 @@ server_fds() {
 }
 if [ "$IDLE" -gt 0 ]; then
 	echo; echo "== idle cost: $N simulated receivers waiting ${IDLE}s (heartbeat ${HEARTBEAT:-default})"
-	lt -n "$N" -idle "${IDLE}s" -core=false || { status=1; server_fds; }
+	prof=()
+	[ -n "$PROF" ] && prof=(-pprof "http://127.0.0.1:$(port 0 4)" -pprof-out "$PROF")
+	lt -n "$N" -idle "${IDLE}s" -core=false "${prof[@]}" || { status=1; server_fds; }
 	exit $status
 fi
 echo; echo "== $N simulated receivers"

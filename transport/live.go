@@ -39,10 +39,17 @@ type SubscribeOptions struct {
 	// server holding it stopped while the receiver is connected to
 	// another) delays delivery by up to twice this, and loses nothing. A
 	// reconnect, and a consumer the server deletes, are noticed at once
-	// regardless. Each waiting receiver costs the server one heartbeat per
-	// interval: long-lived receivers use a longer one (node's
-	// config.DefaultHeartbeat). Default 5s, at most MaxHeartbeat.
+	// regardless. Default 5s, at most MaxHeartbeat.
 	Heartbeat time.Duration
+	// LocalHeartbeat, when longer than Heartbeat, is used instead while
+	// the consumer lives on the server this connection is connected to
+	// (one server, a leaf node's mirror, or a cluster that placed it
+	// there): losing that server is a disconnect, noticed at once (or by
+	// the connection's pings when it dies silently), so the heartbeat is
+	// only the last resort. Each waiting receiver costs the server one
+	// heartbeat per interval: long-lived receivers set this (node's
+	// config.DefaultHeartbeat).
+	LocalHeartbeat time.Duration
 	// Retry keeps retrying JetStream failures (timeouts, API queue full,
 	// maximum consumers) with jittered backoff until ctx is done.
 	Retry bool
@@ -70,6 +77,7 @@ type Subscription struct {
 	dseq uint64                   // last consumer sequence of this generation
 	cons jetstream.Consumer       // current consumer
 	cc   jetstream.ConsumeContext // current consumption
+	hb   time.Duration            // its idle heartbeat
 }
 
 // Subscribe starts a live receiver and returns once its consumer exists:
@@ -84,6 +92,7 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		o.Heartbeat = 5 * time.Second
 	}
 	o.Heartbeat = min(max(o.Heartbeat, 500*time.Millisecond), MaxHeartbeat) // the client's range
+	o.LocalHeartbeat = min(max(o.LocalHeartbeat, o.Heartbeat), MaxHeartbeat)
 	if o.Buffer <= 0 {
 		o.Buffer = 64
 	}
@@ -189,10 +198,11 @@ func (s *Subscription) consume(ctx context.Context) error {
 	s.dseq = 0
 	s.cons = cons
 	s.mu.Unlock()
+	hb := s.heartbeat(cons)
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.handle(gen, m) },
 		jetstream.PullMaxMessages(64),
-		jetstream.PullExpiry(pullExpiry(s.opts.Heartbeat)),
-		jetstream.PullHeartbeat(s.opts.Heartbeat),
+		jetstream.PullExpiry(pullExpiry(hb)),
+		jetstream.PullHeartbeat(hb),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { s.consumeErr(gen, err) }),
 	)
 	if err != nil {
@@ -201,8 +211,29 @@ func (s *Subscription) consume(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.cc = cc
+	s.hb = hb
 	s.mu.Unlock()
 	return nil
+}
+
+// heartbeat picks the consumer's idle heartbeat: the long LocalHeartbeat
+// when the consumer lives on the server this connection is connected to
+// (a standalone server reports no cluster), the short Heartbeat when it
+// lives on another server, whose loss only the heartbeat notices.
+func (s *Subscription) heartbeat(cons jetstream.Consumer) time.Duration {
+	ci := cons.CachedInfo().Cluster
+	if ci == nil || ci.Leader == "" || ci.Leader == s.conn.nc.ConnectedServerName() {
+		return s.opts.LocalHeartbeat
+	}
+	return s.opts.Heartbeat
+}
+
+// Heartbeat is the idle heartbeat of the current consumer (for tests and
+// measurements).
+func (s *Subscription) Heartbeat() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hb
 }
 
 func (s *Subscription) handle(gen int, m jetstream.Msg) {

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -69,6 +70,8 @@ func main() {
 		pids     = flag.String("server-pids", "", "server process `ids`, comma-separated (Linux): their CPU with -idle, their descriptors in progress lines")
 		idle     = flag.Duration("idle", 0, "hold all receivers waiting this long before the send and print the servers' CPU meanwhile")
 		every    = flag.Duration("progress", 3*time.Second, "print progress this often")
+		pprof    = flag.String("pprof", "", "with -idle: the first server's profiling `url` (its prof_port); its CPU profile over the idle time is written to -pprof-out")
+		pprofOut = flag.String("pprof-out", "server-idle.pprof", "`file` for -pprof's profile")
 		n        = flag.Int("n", 1000, "number of simulated receivers")
 		burst    = flag.Bool("burst", false, "start all receivers within one second")
 		parallel = flag.Int("parallel", 200, "receivers started at once without -burst")
@@ -172,7 +175,7 @@ func main() {
 				mib(memBefore), mib(m), ready, float64(m-memBefore)/1024/float64(ready))
 		}
 		if *idle > 0 && ctx.Err() == nil {
-			measureIdle(ctx, *idle, ready)
+			measureIdle(ctx, *idle, ready, *pprof, *pprofOut)
 		}
 	})
 	res.print()
@@ -761,8 +764,26 @@ func watchMirrors(ctx context.Context, ms []*mirror) func() time.Duration {
 }
 
 // measureIdle holds the receivers waiting for d and prints the CPU the
-// servers and this process used meanwhile.
-func measureIdle(ctx context.Context, d time.Duration, ready int) {
+// servers and this process used meanwhile (after 5s for the start-up to
+// settle); with a profiling url it saves the server's CPU profile of that
+// time.
+func measureIdle(ctx context.Context, d time.Duration, ready int, pprofURL, pprofOut string) {
+	select {
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+		return
+	}
+	var prof sync.WaitGroup
+	if pprofURL != "" {
+		prof.Add(1)
+		go func() {
+			defer prof.Done()
+			if err := saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(pprofURL, "/"), int(d.Seconds())), pprofOut); err != nil {
+				fmt.Fprintln(os.Stderr, "loadtest: server profile:", err)
+			}
+		}()
+	}
+	defer prof.Wait()
 	var self0, self1 syscall.Rusage
 	srv0 := serversCPU()
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self0)
@@ -780,6 +801,26 @@ func measureIdle(ctx context.Context, d time.Duration, ready int) {
 	fmt.Printf("  idle %v with %d receivers waiting: servers' CPU %.2f s (%.1f%% of one core, %.1f ms per second per 1,000 receivers); load tool %.2f s; load average %s\n",
 		el.Round(time.Second), ready, cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(),
 		1000*cpu.Seconds()/el.Seconds()/float64(max(ready, 1))*1000, self.Seconds(), strings.Join(strings.Fields(string(load))[:3], " "))
+}
+
+func saveProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // serversCPU is the user and system time of the -server-pids (Linux
