@@ -120,8 +120,23 @@ start_servers() {
 		"$tmp/nats-server" -c "$tmp/nats$i.conf" > "$tmp/nats$i.log" 2>&1 &
 		pids+=($!)
 	done
+	# The monitoring port answers before the client port listens: wait
+	# for both, and for JetStream.
 	for i in $(seq 0 $((nservers - 1))); do
-		for _ in $(seq 200); do curl -sf "http://127.0.0.1:$(port "$i" 1)/healthz?js-enabled-only=true" > /dev/null 2>&1 && break; sleep 0.1; done
+		local up=
+		for _ in $(seq 300); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$(port "$i")") 2>/dev/null &&
+				curl -sf "http://127.0.0.1:$(port "$i" 1)/healthz?js-enabled-only=true" > /dev/null 2>&1; then
+				up=1
+				break
+			fi
+			sleep 0.1
+		done
+		if [ -z "$up" ]; then
+			echo "scale.sh: server $i (127.0.0.1:$(port "$i")) not ready after 30 s; its log:" >&2
+			tail -20 "$tmp/nats$i.log" >&2
+			exit 3
+		fi
 	done
 	if [ "$LEAFS" -gt 0 ]; then
 		for _ in $(seq 200); do
