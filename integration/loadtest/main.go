@@ -636,6 +636,7 @@ func kind(s string) string {
 	for _, k := range []struct{ sub, kind string }{
 		{"too many open files", kindEMFILE},
 		{"connection refused", "refused connection"},
+		{"no servers available", "refused connection"}, // nats.ErrNoServers: no server took the connection
 		{"maximum consumers", "JetStream API: maximum consumers"},
 		{"API queue", "JetStream API: queue full"},
 		{"no responders", "JetStream API: no responders"},
