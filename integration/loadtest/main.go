@@ -458,11 +458,19 @@ func runReceivers(ctx context.Context, cfgOf func(i int) *config.Config, n int, 
 			}
 		}
 	})
-	defer starter(context.Background(), n, false, 500, func(i int) {
-		if rcvs[i] != nil {
-			rcvs[i].Close()
+	defer func() {
+		if ctx.Err() != nil {
+			// The run ended early (deadline, descriptor limit): exit
+			// now, not after closing each receiver against a server
+			// that may not answer; the server drops their consumers.
+			return
 		}
-	})
+		starter(context.Background(), n, false, 500, func(i int) {
+			if rcvs[i] != nil {
+				rcvs[i].Close()
+			}
+		})
+	}()
 	res.allReady = time.Duration(lastReady.Load())
 	// Receivers the run never started (it ended first) count as errors.
 	res.errors = n - int(res.t.ready.Load())
@@ -635,6 +643,7 @@ const kindEMFILE = "descriptor exhaustion (EMFILE)"
 func kind(s string) string {
 	for _, k := range []struct{ sub, kind string }{
 		{"too many open files", kindEMFILE},
+		{"descriptor limit reached", "stopped: descriptor limit reached"}, // failed because abort ended the run
 		{"connection refused", "refused connection"},
 		{"no servers available", "refused connection"}, // nats.ErrNoServers: no server took the connection
 		{"maximum consumers", "JetStream API: maximum consumers"},
@@ -799,9 +808,12 @@ func measureIdle(ctx context.Context, d time.Duration, ready int, pprofURL, ppro
 	cpu := srv1 - srv0
 	self := time.Duration(self1.Utime.Nano()+self1.Stime.Nano()-self0.Utime.Nano()-self0.Stime.Nano()) * time.Nanosecond
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("  idle %v with %d receivers waiting: servers' CPU %.2f s (%.1f%% of one core, %.1f ms per second per 1,000 receivers); load tool %.2f s; load average %s\n",
-		el.Round(time.Second), ready, cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(),
-		1000*cpu.Seconds()/el.Seconds()/float64(max(ready, 1))*1000, self.Seconds(), strings.Join(strings.Fields(string(load))[:3], " "))
+	per := "no receivers: the servers' own idle work"
+	if ready > 0 {
+		per = fmt.Sprintf("%.1f ms per second per 1,000 receivers", 1000*cpu.Seconds()/el.Seconds()/float64(ready)*1000)
+	}
+	fmt.Printf("  idle %v with %d receivers waiting: servers' CPU %.2f s (%.1f%% of one core, %s); load tool %.2f s; load average %s\n",
+		el.Round(time.Second), ready, cpu.Seconds(), 100*cpu.Seconds()/el.Seconds(), per, self.Seconds(), strings.Join(strings.Fields(string(load))[:3], " "))
 }
 
 func saveProfile(url, file string) error {
