@@ -11,7 +11,7 @@ import (
 
 // Format returns the canonical text of c: the keys in a fixed order (every
 // server, then credentials, subject, default_identity, destination,
-// allow_skew, stream, replicas, retention, max_consumers, max_bytes, tls_ca, tls_cert,
+// allow_skew, stream, replicas, retention, max_consumers, max_bytes, heartbeat, tls_ca, tls_cert,
 // tls_key, audit_db), optional keys only when they differ from their
 // default (a zero field counts as the default), then [ Identities ] and
 // [ Peers ] with keys in base58 and verbs as [a, b] or [*]. For a Config that
@@ -57,6 +57,7 @@ func (c *Config) Format() []byte {
 	if c.MaxBytes != 0 && c.MaxBytes != DefaultMaxBytes {
 		kv("max_bytes", FormatSize(c.MaxBytes))
 	}
+	dur("heartbeat", c.Heartbeat, DefaultHeartbeat)
 	str("tls_ca", c.TLSCA)
 	str("tls_cert", c.TLSCert)
 	str("tls_key", c.TLSKey)

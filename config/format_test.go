@@ -55,6 +55,7 @@ com.example.a %s [ping]
 	}
 	c.MaxConsumers = DefaultMaxConsumers
 	c.MaxBytes = DefaultMaxBytes
+	c.Heartbeat = DefaultHeartbeat
 	if d := diffConfig(c, c2); d != "" {
 		t.Fatal(d)
 	}

@@ -47,6 +47,7 @@ func diffConfig(a, b *Config) string {
 	add("Retention", a.Retention, b.Retention)
 	add("MaxConsumers", a.MaxConsumers, b.MaxConsumers)
 	add("MaxBytes", a.MaxBytes, b.MaxBytes)
+	add("Heartbeat", a.Heartbeat, b.Heartbeat)
 	add("TLSCA", a.TLSCA, b.TLSCA)
 	add("TLSCert", a.TLSCert, b.TLSCert)
 	add("TLSKey", a.TLSKey, b.TLSKey)

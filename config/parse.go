@@ -51,6 +51,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			Retention:    DefaultRetention,
 			MaxConsumers: DefaultMaxConsumers,
 			MaxBytes:     DefaultMaxBytes,
+			Heartbeat:    DefaultHeartbeat,
 		},
 		seen:     map[string]int{},
 		idLine:   map[sign.PublicKey]int{},

@@ -36,6 +36,7 @@ com.crypto.us.right %s [ping]
 		Retention:       24 * time.Hour,
 		MaxConsumers:    100000,
 		MaxBytes:        DefaultMaxBytes,
+		Heartbeat:       DefaultHeartbeat,
 		Identities:      []policy.Identity{{Key: me, Verbs: mustVerbs(t, "ping")}},
 		Peers:           []policy.Peer{{Dest: "com.crypto.us.right", Key: right.Public(), Verbs: mustVerbs(t, "ping")}},
 	}
@@ -123,6 +124,7 @@ stream: OPS_REMAPHORE
 replicas: 3
 retention: 72h
 max_consumers: 5000
+heartbeat: 10s
 tls_ca: ca.pem
 tls_cert: cert.pem
 tls_key: key.pem
@@ -131,7 +133,7 @@ audit_refused_max_bytes: 64MiB
 audit_metrics: 127.0.0.1:9464
 `)
 	if c.Subject != "ops.remaphore" || c.Stream != "OPS_REMAPHORE" || c.Replicas != 3 || c.Retention != 72*time.Hour ||
-		c.MaxConsumers != 5000 || c.TLSCA != "ca.pem" || c.TLSCert != "cert.pem" || c.TLSKey != "key.pem" ||
+		c.MaxConsumers != 5000 || c.Heartbeat != 10*time.Second || c.TLSCA != "ca.pem" || c.TLSCert != "cert.pem" || c.TLSKey != "key.pem" ||
 		c.AuditDB != "/var/lib/remaphore/audit.db" || c.AuditRefusedMax != 64<<20 || c.AuditMetrics != "127.0.0.1:9464" {
 		t.Fatalf("optional keys: %+v", c)
 	}

@@ -279,3 +279,16 @@ func CheckListenAddr(addr string) error {
 	}
 	return nil
 }
+
+func (p *parser) setHeartbeat(n int, v string) error {
+	var d time.Duration
+	if err := p.setDuration(n, "heartbeat", v, &d); err != nil {
+		return err
+	}
+	if d < MinHeartbeat || d > MaxHeartbeat {
+		return p.errf(n, nil, "write a duration from 1s to 30s: shorter notices a lost consumer sooner, longer costs the server less per waiting receiver",
+			"heartbeat must be 1s to 30s (got %s)", show(v))
+	}
+	p.c.Heartbeat = d
+	return nil
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,13 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 		Subject: transport.MsgSubject(o.Config.Subject, o.Channel),
 		Since:   o.Since,
 		Retry:   true,
+		// A waiting receiver may wait for hours: while its consumer is
+		// on the server it is connected to, its heartbeat is the
+		// config's (30s by default), the server's idle work per
+		// receiver (see config.DefaultHeartbeat); on another server of
+		// a cluster, at most transport's 5s.
+		Heartbeat:      min(cmp.Or(o.Config.Heartbeat, config.DefaultHeartbeat), 5*time.Second),
+		LocalHeartbeat: cmp.Or(o.Config.Heartbeat, config.DefaultHeartbeat),
 	})
 	if err != nil {
 		if r.ownConn {

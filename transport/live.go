@@ -33,9 +33,23 @@ type SubscribeOptions struct {
 	// InactiveThreshold is how long the server keeps the consumer of a
 	// receiver that stopped pulling (killed): default 5s.
 	InactiveThreshold time.Duration
-	// Heartbeat is the idle heartbeat that detects a lost consumer
-	// (default 5s; a reconnect is noticed at once regardless).
+	// Heartbeat is the idle heartbeat that detects a lost consumer: two
+	// missed heartbeats recreate it from the next wanted sequence, so a
+	// consumer lost while its connection stays up (in a cluster, the
+	// server holding it stopped while the receiver is connected to
+	// another) delays delivery by up to twice this, and loses nothing. A
+	// reconnect, and a consumer the server deletes, are noticed at once
+	// regardless. Default 5s, at most MaxHeartbeat.
 	Heartbeat time.Duration
+	// LocalHeartbeat, when longer than Heartbeat, is used instead while
+	// the consumer lives on the server this connection is connected to
+	// (one server, a leaf node's mirror, or a cluster that placed it
+	// there): losing that server is a disconnect, noticed at once (or by
+	// the connection's pings when it dies silently), so the heartbeat is
+	// only the last resort. Each waiting receiver costs the server one
+	// heartbeat per interval: long-lived receivers set this (node's
+	// config.DefaultHeartbeat).
+	LocalHeartbeat time.Duration
 	// Retry keeps retrying JetStream failures (timeouts, API queue full,
 	// maximum consumers) with jittered backoff until ctx is done.
 	Retry bool
@@ -63,6 +77,7 @@ type Subscription struct {
 	dseq uint64                   // last consumer sequence of this generation
 	cons jetstream.Consumer       // current consumer
 	cc   jetstream.ConsumeContext // current consumption
+	hb   time.Duration            // its idle heartbeat
 }
 
 // Subscribe starts a live receiver and returns once its consumer exists:
@@ -76,6 +91,8 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 5 * time.Second
 	}
+	o.Heartbeat = min(max(o.Heartbeat, 500*time.Millisecond), MaxHeartbeat) // the client's range
+	o.LocalHeartbeat = min(max(o.LocalHeartbeat, o.Heartbeat), MaxHeartbeat)
 	if o.Buffer <= 0 {
 		o.Buffer = 64
 	}
@@ -104,6 +121,15 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	go s.supervise(rctx)
 	return s, nil
 }
+
+// MaxHeartbeat is the longest idle heartbeat the NATS client accepts.
+const MaxHeartbeat = 30 * time.Second
+
+// pullExpiry is how long one pull request stays pending before the client
+// renews it (the server answers it with a timeout status, two messages per
+// renewal): four heartbeats, at least 30s. The client requires at least
+// two heartbeats per pull.
+func pullExpiry(hb time.Duration) time.Duration { return max(30*time.Second, 4*hb) }
 
 // startAttempt bounds one attempt to find or create the stream.
 const startAttempt = 5 * time.Second
@@ -172,10 +198,11 @@ func (s *Subscription) consume(ctx context.Context) error {
 	s.dseq = 0
 	s.cons = cons
 	s.mu.Unlock()
+	hb := s.heartbeat(cons)
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.handle(gen, m) },
 		jetstream.PullMaxMessages(64),
-		jetstream.PullExpiry(30*time.Second),
-		jetstream.PullHeartbeat(s.opts.Heartbeat),
+		jetstream.PullExpiry(pullExpiry(hb)),
+		jetstream.PullHeartbeat(hb),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { s.consumeErr(gen, err) }),
 	)
 	if err != nil {
@@ -184,8 +211,29 @@ func (s *Subscription) consume(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.cc = cc
+	s.hb = hb
 	s.mu.Unlock()
 	return nil
+}
+
+// heartbeat picks the consumer's idle heartbeat: the long LocalHeartbeat
+// when the consumer lives on the server this connection is connected to
+// (a standalone server reports no cluster), the short Heartbeat when it
+// lives on another server, whose loss only the heartbeat notices.
+func (s *Subscription) heartbeat(cons jetstream.Consumer) time.Duration {
+	ci := cons.CachedInfo().Cluster
+	if ci == nil || ci.Leader == "" || ci.Leader == s.conn.nc.ConnectedServerName() {
+		return s.opts.LocalHeartbeat
+	}
+	return s.opts.Heartbeat
+}
+
+// Heartbeat is the idle heartbeat of the current consumer (for tests and
+// measurements).
+func (s *Subscription) Heartbeat() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hb
 }
 
 func (s *Subscription) handle(gen int, m jetstream.Msg) {

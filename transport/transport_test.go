@@ -350,3 +350,146 @@ func TestPublish_NoJetStreamFailsAtOnce(t *testing.T) {
 		t.Fatalf("took %v: a server without JetStream is not worth retrying", d)
 	}
 }
+
+// placeReceiver subscribes through one server after another until the
+// (R1) consumer is placed on the server the receiver is connected to
+// (local) or on another (!local): placement is the cluster's choice. It
+// returns the receiver's connection, its subscription and the index of
+// the consumer's server.
+func placeReceiver(t *testing.T, c *natstest.Cluster, o SubscribeOptions, local bool) (*Conn, *Subscription, int) {
+	t.Helper()
+	index := func(name string) int { // the server named name
+		for i, s := range c.Servers {
+			if s.Opts.ServerName == name {
+				return i
+			}
+		}
+		return -1
+	}
+	for attempt := 0; attempt < 15; attempt++ {
+		i := attempt % len(c.Servers)
+		urls := c.URLs()
+		conn := connect(t, c, append(urls[i:], urls[:i]...)...) // server i first
+		s, err := conn.Subscribe(ctx(t), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := conn.JetStream().Consumer(ctx(t), "REMAPHORE", s.ConsumerName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci := info.CachedInfo().Cluster; ci != nil && ci.Leader != "" && (index(ci.Leader) == i) == local {
+			t.Cleanup(s.Close)
+			return conn, s, index(ci.Leader)
+		}
+		s.Close()
+		conn.Close()
+	}
+	t.Fatalf("no consumer placed as wanted (local %v) in 15 attempts", local)
+	return nil, nil, 0
+}
+
+// The idle heartbeat is what notices a consumer lost while the receiver's
+// own connection stays up: in a cluster, the server holding the (R1)
+// consumer stops while the receiver is connected to another. Two missed
+// heartbeats recreate the consumer from the next wanted sequence, and the
+// message stored meanwhile arrives, without a reconnect. Such a consumer
+// gets the short Heartbeat, not the long LocalHeartbeat.
+func TestSubscribe_HeartbeatFindsConsumerLostOnAnotherServer(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	sp := spec()
+	sp.Replicas = 3
+	admin := connect(t, c)
+	if _, err := admin.EnsureStream(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+	subj := MsgSubject("remaphore", "all")
+	rc, sub, host := placeReceiver(t, c, SubscribeOptions{Stream: sp, Subject: subj, Heartbeat: time.Second, LocalHeartbeat: MaxHeartbeat}, false)
+	if hb := sub.Heartbeat(); hb != time.Second {
+		t.Fatalf("a consumer on another server has heartbeat %v, want the short 1s", hb)
+	}
+	first := sub.ConsumerName()
+	c.Stop(host)
+	if _, err := admin.Publish(ctx(t), sp, subj, []byte("after the consumer's server stopped"), "id-lost"); err != nil {
+		t.Fatal(err)
+	}
+	// Two missed heartbeats (2s), a new consumer (maybe after a stream
+	// leader election): generous on a loaded machine.
+	d, ok := recv(t, sub, 30*time.Second)
+	if !ok || d.HeaderID != "id-lost" {
+		t.Fatalf("message not received after the consumer's server stopped: %+v %v", d, ok)
+	}
+	if n := rc.NATS().Stats().Reconnects; n != 0 {
+		t.Fatalf("the receiver reconnected %d times: this test is about a lost consumer on a live connection", n)
+	}
+	if sub.ConsumerName() == first {
+		t.Fatalf("consumer %s was not recreated", first)
+	}
+}
+
+// A consumer on the server the receiver is connected to gets the long
+// LocalHeartbeat: losing that server is a disconnect, and the reconnect
+// recreates the consumer long before two heartbeats (60s) could.
+func TestSubscribe_LocalConsumerLostWithItsServer(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	sp := spec()
+	sp.Replicas = 3
+	admin := connect(t, c)
+	if _, err := admin.EnsureStream(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+	subj := MsgSubject("remaphore", "all")
+	o := SubscribeOptions{Stream: sp, Subject: subj, Heartbeat: time.Second, LocalHeartbeat: MaxHeartbeat}
+	rc, sub, host := placeReceiver(t, c, o, true)
+	if hb := sub.Heartbeat(); hb != MaxHeartbeat {
+		t.Fatalf("a consumer on the connected server has heartbeat %v, want the long %v", hb, MaxHeartbeat)
+	}
+	first := sub.ConsumerName()
+	c.Stop(host)
+	if _, err := admin.Publish(ctx(t), sp, subj, []byte("after the receiver's server stopped"), "id-local"); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := recv(t, sub, 25*time.Second)
+	if !ok || d.HeaderID != "id-local" {
+		t.Fatalf("message not received within 25s (< two 30s heartbeats) after the receiver's own server stopped: %+v %v", d, ok)
+	}
+	if rc.NATS().Stats().Reconnects == 0 || sub.ConsumerName() == first {
+		t.Fatalf("reconnects %d, consumer %s (was %s): want a reconnect and a new consumer", rc.NATS().Stats().Reconnects, sub.ConsumerName(), first)
+	}
+}
+
+// A heartbeat at the NATS client's maximum (the config's default for a
+// waiting receiver) and ones outside the client's range (capped) still
+// deliver: the pull expiry grows with the heartbeat, as the client
+// requires. On a standalone server the consumer is local: LocalHeartbeat.
+func TestSubscribe_LongHeartbeat(t *testing.T) {
+	c := natstest.Start(t)
+	conn := connect(t, c)
+	subj := MsgSubject("remaphore", "all")
+	for _, tc := range []struct{ hb, local, want time.Duration }{
+		{MaxHeartbeat, 0, MaxHeartbeat},
+		{time.Hour, 0, MaxHeartbeat},
+		{time.Millisecond, 0, 500 * time.Millisecond},
+		{5 * time.Second, MaxHeartbeat, MaxHeartbeat},
+		{5 * time.Second, time.Second, 5 * time.Second}, // never shorter than Heartbeat
+	} {
+		sub, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: spec(), Subject: subj, Heartbeat: tc.hb, LocalHeartbeat: tc.local})
+		if err != nil {
+			t.Fatalf("heartbeat %v/%v: %v", tc.hb, tc.local, err)
+		}
+		if got := sub.Heartbeat(); got != tc.want {
+			t.Fatalf("heartbeat %v, local %v: got %v, want %v", tc.hb, tc.local, got, tc.want)
+		}
+		id := fmt.Sprint("hb-", tc.hb, tc.local)
+		if _, err := conn.Publish(ctx(t), spec(), subj, []byte(id), id); err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := recv(t, sub, 10*time.Second); !ok || d.HeaderID != id {
+			t.Fatalf("heartbeat %v/%v: got %+v %v", tc.hb, tc.local, d, ok)
+		}
+		sub.Close()
+	}
+	if got := pullExpiry(MaxHeartbeat); got < 2*MaxHeartbeat {
+		t.Fatalf("pull expiry %v for a %v heartbeat: the client requires at least two heartbeats per pull", got, MaxHeartbeat)
+	}
+}

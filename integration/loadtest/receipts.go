@@ -79,7 +79,7 @@ func runReceipts(ctx context.Context, dir, common string, sender sign.PrivateKey
 		sentAt.Store(t.UnixNano())
 		send()
 		return t
-	}, func() {})
+	}, func(int) {})
 	res.print()
 	for lastAt.Load() == 0 && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
