@@ -221,7 +221,9 @@ func TestSubscribe_FailoverInCluster(t *testing.T) {
 		t.Fatalf("connected to %s", got)
 	}
 	subj := MsgSubject("remaphore", "all")
-	sub, err := rc.Subscribe(ctx(t), SubscribeOptions{Stream: sp, Subject: subj, Heartbeat: time.Second})
+	// Retry, as a receiver with -t does: on a loaded machine a freshly
+	// started cluster may time out the first consumer create (seen: 3.9s).
+	sub, err := rc.Subscribe(ctx(t), SubscribeOptions{Stream: sp, Subject: subj, Heartbeat: time.Second, Retry: true})
 	if err != nil {
 		t.Fatal(err)
 	}
