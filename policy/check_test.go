@@ -399,3 +399,54 @@ func TestCheck_SetPeersKeepsReplayCache(t *testing.T) {
 		t.Fatalf("replay across the reload: %v", v.Error())
 	}
 }
+
+// The unknown sender's detail is kept per key so that a flood from one key
+// does not format it for every message: it must read exactly as it always
+// did (the audit store keeps it and query shows it), for a key seen many
+// times and for keys that change with every message (which keep the cache
+// bounded); and a key that becomes a peer is judged as one at once.
+func TestCheck_UnknownSenderDetailCached(t *testing.T) {
+	f := newFixture(t)
+	f.rules.Audit = true
+	c := f.checker(t)
+	want := func(k sign.PublicKey) string {
+		return "sender " + k.String() + " is not in [ Peers ] (refused before its signature was checked)"
+	}
+	for i := range 3 {
+		v := c.Check(seal(t, msg(func(m *sign.Message) { m.UUID = strings.Repeat("x", i+1) }), f.mallory))
+		if v.Reason != ReasonUnknownSender || v.Detail != want(f.mallory.Public()) {
+			t.Fatalf("copy %d: %q, want %q", i, v.Detail, want(f.mallory.Public()))
+		}
+	}
+	// A flood with a new key in every message: each detail names its
+	// own key, and the cache never holds more than its bound.
+	for i := range 3 * maxUnknownDetails {
+		var seed [64]byte
+		rand.Read(seed[:])
+		k, err := sign.GenerateKey(bytes.NewReader(seed[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := c.Check(seal(t, msg(), k))
+		if v.Reason != ReasonUnknownSender || v.Detail != want(k.Public()) {
+			t.Fatalf("fresh key %d: %q, want %q", i, v.Detail, want(k.Public()))
+		}
+		if len(c.unknown) > maxUnknownDetails {
+			t.Fatalf("the unknown-sender cache holds %d keys, bound %d", len(c.unknown), maxUnknownDetails)
+		}
+	}
+	// mallory's detail is cached (or was dropped): once mallory is a
+	// peer, its messages are verified and accepted, not refused from
+	// the cache.
+	c.Check(seal(t, msg(func(m *sign.Message) { m.UUID = "again" }), f.mallory))
+	peers := append(append([]Peer{}, f.rules.Peers...), Peer{Dest: "com.crypto.us.mallory", Key: f.mallory.Public(), Verbs: AllVerbs()})
+	c.SetPeers(peers, NewVerifiers(peers))
+	if v := c.Check(seal(t, msg(func(m *sign.Message) { m.UUID = "as-a-peer" }), f.mallory)); !v.Accepted() {
+		t.Fatalf("mallory as a peer: %v", v.Error())
+	}
+	in := seal(t, msg(func(m *sign.Message) { m.UUID = "forged" }), f.mallory)
+	in.Body[len(in.Body)-1] ^= 1
+	if v := c.Check(in); v.Reason != ReasonBadSignature {
+		t.Fatalf("mallory as a peer, forged: %v, want bad-signature", v.Error())
+	}
+}

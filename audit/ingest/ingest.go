@@ -801,6 +801,10 @@ func (in *ingester) commit(ctx context.Context, inC <-chan checked) error {
 func (in *ingester) logRefused(entries []audit.Entry) {
 	reasons := map[string]int{}
 	var first *audit.Entry
+	// Checked once: the arguments of a Debug call are boxed whether or
+	// not it logs, three allocations per refused message of a flood, in
+	// the single writer's goroutine.
+	debug := in.log.Enabled(context.Background(), slog.LevelDebug)
 	for i := range entries {
 		e := &entries[i]
 		if e.Reason == policy.ReasonAccepted {
@@ -810,7 +814,9 @@ func (in *ingester) logRefused(entries []audit.Entry) {
 			first = e
 		}
 		reasons[e.Reason.String()]++
-		in.log.Debug("refused", "seq", e.Seq, "subject", e.Subject, "reason", e.Reason.String(), "detail", e.Detail)
+		if debug {
+			in.log.Debug("refused", "seq", e.Seq, "subject", e.Subject, "reason", e.Reason.String(), "detail", e.Detail)
+		}
 	}
 	if first != nil {
 		n := 0
