@@ -49,8 +49,12 @@ func (r *Record) MessageRef() string {
 // Receipts is what the store holds about a message and the receipts of
 // it: the message records the query found (none when the auditor never
 // recorded it or it is outside the time range; several when messages share
-// a uuid), and the accepted receipts, one per message and receiver
-// destination (the first stored), by destination.
+// a uuid), and the accepted receipts, one per message and signing key (the
+// first stored), by destination. Receipts are told apart by who signed
+// them, never by the name they claim: a receipt names its signer's own
+// [ Peers ] destination (the auditor refuses any other as wrong-responder),
+// and one that does not, accepted by an older auditor, is left out, so no
+// peer can speak for another host or hide its receipt by publishing first.
 type Receipts struct {
 	Messages []*Record
 	Receipts []*Record
@@ -89,8 +93,12 @@ func (s *Store) Receipts(q Query) (*Receipts, error) {
 		case id != "" && !strings.HasPrefix(r.MessageRef(), id) && !(r.Kind == sign.KindMsg && strings.HasPrefix(r.ID(), id)):
 		case r.Kind == sign.KindMsg:
 			out.Messages = append(out.Messages, r)
-		case r.Kind == sign.KindReceipt && !seen[r.MessageRef()+"\x00"+r.ResponderDest]:
-			seen[r.MessageRef()+"\x00"+r.ResponderDest] = true
+		case r.Kind != sign.KindReceipt:
+		case r.ResponderDest != r.SenderDest:
+			// Accepted by an auditor older than the wrong-responder check:
+			// the receipt speaks for a host its key is not.
+		case !seen[r.MessageRef()+"\x00"+string(r.Sender[:])]:
+			seen[r.MessageRef()+"\x00"+string(r.Sender[:])] = true
 			out.Receipts = append(out.Receipts, r)
 		}
 		return nil

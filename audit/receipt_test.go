@@ -59,6 +59,23 @@ func TestReceiptsStoredAndFound(t *testing.T) {
 			t.Errorf("r3's receipt: %+v", b)
 		}
 	}
+	// r2's key, publishing first a receipt that claims r3's name (as an
+	// auditor before the wrong-responder check accepted it): it neither
+	// stands for r3 nor hides r3's own receipt.
+	s2 := newStore(t, Options{})
+	spoof := receiptEntry(t, 2, k2, msg, "com.example.r3", false, 0)
+	spoof.SenderDest = "com.example.r2"
+	mustAppend(t, s2, msg, spoof, r3)
+	res, err := s2.Receipts(Query{UUID: msg.Env.UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Receipts) != 1 || res.Receipts[0].Seq != 3 || res.Receipts[0].Sender != k3.Public() {
+		for _, r := range res.Receipts {
+			t.Logf("receipt seq %d %s by %s", r.Seq, r.ResponderDest, r.SenderDest)
+		}
+		t.Fatalf("%d receipts; want only r3's own (seq 3)", len(res.Receipts))
+	}
 	if _, err := s.Receipts(Query{}); err == nil {
 		t.Error("Receipts without a uuid or id: no error")
 	}

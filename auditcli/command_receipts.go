@@ -27,10 +27,10 @@ func cmdReceipts(_ context.Context, args []string, stdout, stderr io.Writer) (in
 		return 0, err
 	}
 	if (*uuid == "") == (*id == "") {
-		return 0, usageErr("remaphore-audit receipts -uuid U, or -id MESSAGEID (the id remaphore -s logs, or query's id)", "give one of -uuid and -id")
+		return 0, usageErr("remaphore-audit receipts -uuid U, or -id MESSAGEID (the id remaphore -s -json prints, or query's id)", "give one of -uuid and -id")
 	}
 	if l := strings.ToLower(*id); *id != "" && (len(l) < 8 || len(l) > 64 || strings.Trim(l, "0123456789abcdef") != "") {
-		return 0, usageErr("give the message's id: 64 hex digits, or at least its first 8 (remaphore -s logs it; query shows it)",
+		return 0, usageErr("give the message's id: 64 hex digits, or at least its first 8 (remaphore -s -json prints it; query shows it)",
 			"-id %q is not a message id", *id)
 	}
 	if _, err := c.logger(stderr); err != nil {
@@ -105,7 +105,9 @@ func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 		return err
 	}
 	for _, m := range res.Messages {
-		fmt.Fprintf(&b, "# message %s  verb %s  sent %s\n", m.ID(), m.Verb, m.Sent.UTC().Format(timeFormat))
+		// The verb and the receiver's name come from the network: quoted,
+		// as query quotes them, when they hold anything unprintable.
+		fmt.Fprintf(&b, "# message %s  verb %s  sent %s\n", m.ID(), cell(m.Verb), m.Sent.UTC().Format(timeFormat))
 	}
 	a := &aligner{}
 	a.add([]string{"DEST", "EXIT", "DELAY", "MESSAGE"})
@@ -120,7 +122,7 @@ func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 		if !sent.IsZero() {
 			delay = r.FinishedAt.Sub(sent).Round(time.Millisecond).String()
 		}
-		a.add([]string{r.ResponderDest, exit, delay, r.MessageRef()[:16]})
+		a.add([]string{cell(r.ResponderDest), exit, delay, r.MessageRef()[:16]})
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err

@@ -92,6 +92,8 @@ func TestReceipts_Command(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"receipts", "-db", db}, ExitUsage, "give one of -uuid and -id"},
+		{[]string{"receipts", "-db", db}, ExitUsage, "remaphore-audit receipts -uuid U, or -id MESSAGEID (the id remaphore -s -json prints, or query's id)"},
+		{[]string{"receipts", "-db", db, "-id", "xyz"}, ExitUsage, "give the message's id: 64 hex digits, or at least its first 8 (remaphore -s -json prints it; query shows it)"},
 		{[]string{"receipts", "-db", db, "-uuid", "rollout", "-id", msgID}, ExitUsage, "give one of -uuid and -id"},
 		{[]string{"receipts", "-db", db, "-id", "xyz"}, ExitUsage, `-id "xyz" is not a message id`},
 		{[]string{"receipts", "-db", db, "-uuid", "nothing-here"}, ExitFailed, "no message and no receipt"},
@@ -100,5 +102,46 @@ func TestReceipts_Command(t *testing.T) {
 		if r.code != c.code || !strings.Contains(r.stderr, c.stderr) || r.stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s\nwant exit %d and %q", c.args, r.code, r.stdout, r.stderr, c.code, c.stderr)
 		}
+	}
+}
+
+// The table quotes what came from the network (the message's verb, the
+// receiver's name) when it holds control characters, as query does, so a
+// record stored by an auditor before the wrong-responder check cannot
+// write escape sequences or fake lines to a terminal.
+func TestReceipts_QuotesNetworkFields(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "audit.db")
+	s, err := audit.Open(db, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sender, r1 := testKey(t, 1), testKey(t, 2)
+	msg, err := sign.Seal(&sign.Message{Kind: sign.KindMsg, Root: "remaphore", Channel: "all", Dest: "**", Verb: "de\x1b[2Jploy", UUID: "esc", Sent: sent}, sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := msg.IDBytes()
+	dest := "com.example.r1\x1b[2J\r\ncom.example.r9  0"
+	fin := sent.Add(15 * time.Millisecond)
+	rec, err := sign.Seal(&sign.Message{Kind: sign.KindReceipt, Root: "remaphore", Channel: "all", Dest: "com.example.sender", Verb: "deploy",
+		UUID: "esc", Sent: fin, RequestID: id, ResponderDest: dest, Script: true, Accepted: sent, Finished: fin}, r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Append([]audit.Entry{
+		{Seq: 1, Stored: sent, Subject: "remaphore.msg.all", HeaderID: msg.ID, Body: msg.Body(), Reason: policy.ReasonAccepted, Env: msg, SenderDest: "com.example.sender"},
+		{Seq: 2, Stored: fin, Subject: "remaphore.receipt." + msg.ID, HeaderID: rec.ID, Body: rec.Body(), Reason: policy.ReasonAccepted, Env: rec, SenderDest: dest},
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, "receipts", "-db", db, "-uuid", "esc", "-since", "2026-01-01T00:00:00Z").want(t, ExitOK).stdout
+	want := "# message " + msg.ID + `  verb "de\x1b[2Jploy"  sent 2026-01-02T03:04:05.000Z` + "\n" +
+		`DEST                                          EXIT  DELAY  MESSAGE` + "\n" +
+		`"com.example.r1\x1b[2J\r\ncom.example.r9  0"  0     15ms   ` + msg.ID[:16] + "\n"
+	if got != want {
+		t.Errorf("got:\n%q\nwant:\n%q", got, want)
 	}
 }

@@ -126,6 +126,9 @@ allow_skew: %s
 #   tls_ca         CA certificate of the NATS servers
 #   tls_cert       client certificate, with tls_key (both or neither)
 #   audit_db       the auditor's database file (remaphore-audit)
+#   audit_refused_max_bytes  room for the auditor's refused records (default 256MiB)
+#   audit_metrics  HOST:PORT the auditor serves /metrics and /healthz on
+#   receipts       true: publish a signed receipt of each message acted on
 # for example:
 # replicas: 3
 

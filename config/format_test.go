@@ -136,6 +136,18 @@ func TestExample(t *testing.T) {
 	}
 }
 
+// The -C template's comment names every key the parser knows, so that an
+// operator reading it learns of each optional one (receipts and the
+// auditor's keys included).
+func TestExample_NamesEveryKey(t *testing.T) {
+	ex := string(Example(testKey(t, 1)))
+	for _, k := range keys {
+		if !strings.Contains(ex, "#   "+k.name+" ") && !strings.Contains(ex, "\n"+k.name+": ") && !strings.Contains(ex, "with "+k.name+" ") {
+			t.Errorf("the template does not name %s", k.name)
+		}
+	}
+}
+
 // The -C template describes allow_skew as the README does: against the
 // stream's time, not the local clock.
 func TestExample_AllowSkewText(t *testing.T) {

@@ -57,8 +57,10 @@ func auditReceipts(t *testing.T, cfg string, want int, args ...string) []receipt
 // receiver has receipts off (the default) and publishes none. The auditor
 // records both receipts; `receipts -uuid` lists each host with its exit
 // code and delay after the send, `query -uuid` shows the message with its
-// receipts. Then hostile receipts: a forged one and one from a key that is
-// not the auditor's peer are recorded as refused; the same receipt
+// receipts; r2 runs as -D com.test.r1, yet its receipt names r2. Then
+// hostile receipts: a forged one, one from a key that is not the auditor's
+// peer, and r2's key claiming r1's name or a name with control characters
+// are recorded as refused; the same receipt
 // published twice is stored once; a receipt of a message the auditor never
 // saw is stored and listed without a delay.
 func TestReceipts(t *testing.T) {
@@ -81,7 +83,10 @@ func TestReceipts(t *testing.T) {
 
 	const uuid = "rollout-42"
 	p1 := start(t, "r1", "-c", cfg1, "-v", "deploy", "-o", "-t", "60s", "-log", "info", exit3)
-	p2 := start(t, "r2", "-c", cfg2, "-v", "deploy", "-o", "-t", "60s", "-log", "info")
+	// r2 waits as r1's name (-D): its receipt still names r2, the name
+	// its key has in the auditor's [ Peers ], so it neither claims nor
+	// hides what r1 did.
+	p2 := start(t, "r2", "-c", cfg2, "-D", r1.dest, "-v", "deploy", "-o", "-t", "60s", "-log", "info")
 	p3 := start(t, "r3", "-c", cfg3, "-v", "deploy", "-o", "-t", "60s", "-log", "info")
 	for _, p := range []*proc{p1, p2, p3} {
 		p.waitReady(t)
@@ -134,6 +139,12 @@ func TestReceipts(t *testing.T) {
 	c.publish(t, transport.ReceiptSubject(root, msgID), forge(forged), forged.ID)
 	alien := receipt(stranger.key, id, stranger.dest)
 	c.publish(t, transport.ReceiptSubject(root, msgID), alien.Body(), alien.ID)
+	// r2's key speaking for r1, and for a name with terminal escapes and a
+	// line break: both wrong-responder.
+	spoof := receipt(r2.key, id, r1.dest)
+	c.publish(t, transport.ReceiptSubject(root, msgID), spoof.Body(), spoof.ID)
+	escaped := receipt(r2.key, id, r2.dest+"\x1b[2J\r\ncom.test.r3")
+	c.publish(t, transport.ReceiptSubject(root, msgID), escaped.Body(), escaped.ID)
 
 	// A receipt of a message never recorded, published twice: the stream
 	// drops the copy (duplicate window), the auditor stores one.
@@ -157,11 +168,11 @@ func TestReceipts(t *testing.T) {
 		for _, r := range auditQuery(t, auditCfg, "-rejected", "-uuid", uuid) {
 			reasons[r.Reason]++
 		}
-		if reasons["bad-signature"] == 1 && reasons["unknown-sender"] == 1 {
+		if reasons["bad-signature"] == 1 && reasons["unknown-sender"] == 1 && reasons["wrong-responder"] == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("refused receipts by reason: %v, want one bad-signature and one unknown-sender", reasons)
+			t.Fatalf("refused receipts by reason: %v, want one bad-signature, one unknown-sender and two wrong-responder", reasons)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -28,7 +28,9 @@ func (r *Receiver) initReceipts() {
 func (r *Receiver) ReceiptsOn() bool { return !r.receiptKey.IsZero() }
 
 // Receipt publishes, when receipts are on, the signed receipt of the
-// accepted message v: this node's destination, whether a script ran and
+// accepted message v: this node's configured destination (not -D's name:
+// the auditor accepts a receipt only under the name its signing key has in
+// [ Peers ], so that no receiver can speak for another host), whether a script ran and
 // its exit code, when the message was accepted and now (finished). A
 // receipt that cannot be signed or stored in SendTimeout is logged at warn
 // and dropped: it reports what the receiver did, and must never change
@@ -46,7 +48,7 @@ func (r *Receiver) Receipt(ctx context.Context, v policy.Verdict, accepted time.
 	m := &sign.Message{
 		Kind: sign.KindReceipt, Root: env.Root, Channel: env.Channel,
 		Dest: v.Peer.Dest, Verb: env.Verb, UUID: env.UUID, Sent: now,
-		RequestID: msgID, ResponderDest: r.dest, Accepted: accepted, Finished: now,
+		RequestID: msgID, ResponderDest: r.cfg.Destination, Accepted: accepted, Finished: now,
 	}
 	if ranScript {
 		m.Script, m.ExitCode = true, int32(exitCode)

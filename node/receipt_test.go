@@ -39,7 +39,13 @@ func (s *syncBuffer) String() string {
 // sender, and returns the receiver and what it accepted.
 func acceptOne(t *testing.T, ctx context.Context, conn *transport.Conn, recv, sender *config.Config, log *slog.Logger) (*node.Receiver, policy.Verdict) {
 	t.Helper()
-	r, err := node.StartReceiver(ctx, node.ReceiverOptions{Config: recv, Conn: conn, Logger: log})
+	return acceptOneAs(t, ctx, conn, recv, sender, log, policy.Rules{})
+}
+
+// acceptOneAs is acceptOne with the receiver's own filters (-D, -d, ...).
+func acceptOneAs(t *testing.T, ctx context.Context, conn *transport.Conn, recv, sender *config.Config, log *slog.Logger, filters policy.Rules) (*node.Receiver, policy.Verdict) {
+	t.Helper()
+	r, err := node.StartReceiver(ctx, node.ReceiverOptions{Config: recv, Conn: conn, Logger: log, Filters: filters})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +86,20 @@ func TestReceiptPublished(t *testing.T) {
 	}
 	accepted := time.Now()
 	r.Receipt(ctx, v, accepted, true, 7)
+	e, d := storedReceipt(t, ctx, r, b, v)
+	msgID, _ := v.Env.IDBytes()
+	if e.Kind != sign.KindReceipt || e.Sender != bKey.Public() || e.RequestID != msgID || e.ResponderDest != "com.t.b" ||
+		!e.Script || e.ExitCode != 7 || !e.Accepted.Equal(accepted) || e.Finished.Before(accepted) ||
+		e.Dest != "com.t.a" || e.UUID != "u1" || e.Verb != "deploy" || d.HeaderID != e.ID {
+		t.Fatalf("receipt %+v (header id %s)", e.Message, d.HeaderID)
+	}
+}
 
-	sub, err := r.Conn().Subscribe(ctx, transport.SubscribeOptions{Stream: node.StreamSpec(b),
-		Subject: transport.ReceiptSubject(b.Subject, v.Env.ID), Since: time.Hour})
+// storedReceipt reads back the receipt r published of v.
+func storedReceipt(t *testing.T, ctx context.Context, r *node.Receiver, cfg *config.Config, v policy.Verdict) (*sign.Envelope, transport.Delivery) {
+	t.Helper()
+	sub, err := r.Conn().Subscribe(ctx, transport.SubscribeOptions{Stream: node.StreamSpec(cfg),
+		Subject: transport.ReceiptSubject(cfg.Subject, v.Env.ID), Since: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +114,28 @@ func TestReceiptPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgID, _ := v.Env.IDBytes()
-	if e.Kind != sign.KindReceipt || e.Sender != bKey.Public() || e.RequestID != msgID || e.ResponderDest != "com.t.b" ||
-		!e.Script || e.ExitCode != 7 || !e.Accepted.Equal(accepted) || e.Finished.Before(accepted) ||
-		e.Dest != "com.t.a" || e.UUID != "u1" || e.Verb != "deploy" || d.HeaderID != e.ID {
-		t.Fatalf("receipt %+v (header id %s)", e.Message, d.HeaderID)
+	return e, d
+}
+
+// A receiver run as another name (-D com.t.c) still signs its receipts
+// as its configured destination: the name its key has in every peer's
+// [ Peers ], the one the auditor checks a receipt against. A receipt
+// naming com.t.c would claim that c did what b did.
+func TestReceiptNamesConfiguredDestination(t *testing.T) {
+	nats := natstest.Start(t)
+	aKey, bKey := newKey(t), newKey(t)
+	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
+	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
+	b.Receipts = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, v := acceptOneAs(t, ctx, nil, b, a, nil, policy.Rules{Destination: "com.t.c"})
+	if r.Destination() != "com.t.c" {
+		t.Fatalf("receiver answers as %q, want -D's com.t.c", r.Destination())
+	}
+	r.Receipt(ctx, v, time.Now(), true, 0)
+	if e, _ := storedReceipt(t, ctx, r, b, v); e.ResponderDest != "com.t.b" {
+		t.Fatalf("receipt names %q, want the configured destination com.t.b", e.ResponderDest)
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 	ReasonWrongRequest   // reply bound to another request
 	ReasonBadVerb        // verb breaks the rules for verbs sent (leading '-', control characters)
 	ReasonNULByte        // payload or uuid holds a NUL byte, which no script argument or variable can carry
+	ReasonWrongResponder // a receipt names a receiver other than its signer's [ Peers ] destination (the auditor's check)
 	// Filters: an authentic message that is simply not for this receiver.
 	ReasonDestMismatch // destination pattern does not match this node
 	ReasonFilterUUID   // -u
@@ -48,6 +49,7 @@ var reasonNames = [...]string{
 	ReasonWrongRequest:   "wrong-request",
 	ReasonBadVerb:        "bad-verb",
 	ReasonNULByte:        "nul-byte",
+	ReasonWrongResponder: "wrong-responder",
 	ReasonDestMismatch:   "destination-mismatch",
 	ReasonFilterUUID:     "uuid-filter",
 	ReasonFilterVerb:     "verb-filter",

@@ -201,7 +201,7 @@ func (p *checkerPool) decideOne(sh *shard, it *item) {
 		case shape == subjReply && hex.EncodeToString(v.Env.RequestID[:]) != token:
 			reason, detail = policy.ReasonWrongRequest, fmt.Sprintf("a reply to request %x… stored on the reply subject of %.16s…", v.Env.RequestID[:8], token)
 		case shape == subjReceipt:
-			reason, detail = checkReceipt(v.Env, it.subject, token)
+			reason, detail = checkReceipt(v, it.subject, token)
 		case shape == subjOther:
 			reason, detail = policy.ReasonWrongChannel, fmt.Sprintf("subject %s is neither %s.msg.<channel>, %s.reply.<id> nor %s.receipt.<id>", it.subject, p.root, p.root, p.root)
 		}

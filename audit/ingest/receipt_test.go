@@ -14,11 +14,15 @@ import (
 // bad-signature, one on another message's receipt subject wrong-request,
 // a message on a receipt subject and a receipt on a message or reply
 // subject wrong-kind, and the same receipt again (another subject copy
-// past the stream's duplicate window) replay.
+// past the stream's duplicate window) replay. A receipt naming a receiver
+// other than its signer's [ Peers ] destination (another peer, a host not
+// in [ Peers ], a name with control characters) is wrong-responder.
 func TestReceiptChecks(t *testing.T) {
 	peerKey, _ := sign.GenerateKey(nil)
 	stranger, _ := sign.GenerateKey(nil)
-	peers := []policy.Peer{{Dest: "com.t.r1", Key: peerKey.Public(), Verbs: policy.AllVerbs()}}
+	otherPeer, _ := sign.GenerateKey(nil)
+	peers := []policy.Peer{{Dest: "com.t.r1", Key: peerKey.Public(), Verbs: policy.AllVerbs()},
+		{Dest: "com.t.r2", Key: otherPeer.Public(), Verbs: policy.AllVerbs()}}
 	p, err := newCheckerPool("remaphore", peers, 5*time.Second, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -27,14 +31,15 @@ func TestReceiptChecks(t *testing.T) {
 	now := time.Now()
 	hexMsg := sign.MessageID([]byte("x")) // a message this auditor never saw
 	msgID, _ := sign.ParseID(hexMsg)
-	receipt := func(key sign.PrivateKey) *sign.Envelope {
+	receiptAs := func(key sign.PrivateKey, dest string) *sign.Envelope {
 		e, err := sign.Seal(&sign.Message{Kind: sign.KindReceipt, Root: "remaphore", Channel: "all", Verb: "deploy", Sent: now,
-			RequestID: msgID, ResponderDest: "com.t.r1", Accepted: now, Finished: now}, key)
+			RequestID: msgID, ResponderDest: dest, Accepted: now, Finished: now}, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
+	receipt := func(key sign.PrivateKey) *sign.Envelope { return receiptAs(key, "com.t.r1") }
 	good, alien := receipt(peerKey), receipt(stranger)
 	forged := good.Body()
 	forged[len(forged)-3] ^= 1
@@ -56,6 +61,11 @@ func TestReceiptChecks(t *testing.T) {
 		{"another message's subject", "remaphore.receipt." + other, receipt(peerKey).Body(), "", policy.ReasonWrongRequest},
 		{"message on a receipt subject", "remaphore.receipt." + hexMsg, msg.Body(), msg.ID, policy.ReasonWrongKind},
 		{"receipt on a message subject", "remaphore.msg.all", receipt(peerKey).Body(), "", policy.ReasonWrongKind},
+		{"claims another peer", "remaphore.receipt." + hexMsg, receiptAs(otherPeer, "com.t.r1").Body(), "", policy.ReasonWrongResponder},
+		{"claims a host not in [ Peers ]", "remaphore.receipt." + hexMsg, receiptAs(peerKey, "com.evil.x").Body(), "", policy.ReasonWrongResponder},
+		{"name with ESC", "remaphore.receipt." + hexMsg, receiptAs(peerKey, "com.t.r1\x1b[2J").Body(), "", policy.ReasonWrongResponder},
+		{"name with CR LF", "remaphore.receipt." + hexMsg, receiptAs(peerKey, "com.t.r1\r\ncom.t.r2").Body(), "", policy.ReasonWrongResponder},
+		{"own name, other peer", "remaphore.receipt." + hexMsg, receiptAs(otherPeer, "com.t.r2").Body(), "", policy.ReasonAccepted},
 		{"receipt on a reply subject", "remaphore.reply." + hexMsg, receipt(peerKey).Body(), "", policy.ReasonWrongKind},
 	} {
 		id := tc.id

@@ -54,15 +54,19 @@ type Options struct {
 const (
 	kindMsg = iota
 	kindReply
+	kindReceipt
 	kindUnknown // the body did not decode: no kind to tell
 	numKinds
 )
 
-var kindNames = [numKinds]string{"msg", "reply", "unknown"}
+var kindNames = [numKinds]string{"msg", "reply", "receipt", "unknown"}
 
-// numReasons covers every policy reason; reasons past the last known one
-// (a newer policy package) are counted as "other".
-const numReasons = int(policy.ReasonFilterSender) + 1
+// numReasons covers the policy reasons the auditor can refuse for: every
+// one before the receiver filters (destination-mismatch, uuid-filter, ...),
+// which the auditor never applies, so that they export no series that is
+// always 0. A filter or a reason past the last known one (a newer policy
+// package) is counted as "other".
+const numReasons = int(policy.ReasonDestMismatch)
 
 // Auditor holds the metrics of one auditor. Its methods may be called on
 // a nil *Auditor (metrics off): they then do nothing.
@@ -109,7 +113,7 @@ func New(o Options) *Auditor {
 	}
 	a := &Auditor{o: o, reg: prometheus.NewRegistry()}
 	f := promauto{a.reg}
-	stored := f.counterVec("records_stored_total", "Records written to the database, by kind (msg, reply, unknown: the body did not decode) and verdict (accepted, refused).", "kind", "verdict")
+	stored := f.counterVec("records_stored_total", "Records written to the database, by kind (msg, reply, receipt, unknown: the body did not decode) and verdict (accepted, refused).", "kind", "verdict")
 	for k := range numKinds {
 		a.stored[k][0] = stored.WithLabelValues(kindNames[k], "accepted")
 		a.stored[k][1] = stored.WithLabelValues(kindNames[k], "refused")
@@ -316,6 +320,8 @@ func (a *Auditor) Committed(msgs int, entries []audit.Entry, res audit.AppendRes
 					k = kindMsg
 				case sign.KindReply:
 					k = kindReply
+				case sign.KindReceipt:
+					k = kindReceipt
 				}
 			}
 			if e.Reason == policy.ReasonAccepted {

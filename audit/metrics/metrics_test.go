@@ -162,8 +162,11 @@ func TestCommittedCounts(t *testing.T) {
 		{Seq: 15, Stored: c.t, Reason: policy.ReasonMalformed},
 		{Seq: 19, Gap: &audit.Gap{First: 16, Last: 19}},
 		entry(20, c.t, sign.KindMsg, policy.Reason(99)), // a reason this package does not know
+		entry(21, c.t, sign.KindReceipt, policy.ReasonAccepted),
+		entry(22, c.t, sign.KindReceipt, policy.ReasonWrongResponder),
+		entry(23, c.t, sign.KindMsg, policy.ReasonDestMismatch), // a receiver filter: the auditor never refuses for it
 	}
-	a.Committed(len(entries), entries, audit.AppendResult{Accepted: 2, Rejected: 4, Skipped: 1, Evicted: 3, Gaps: 1, Last: 20}, time.Millisecond)
+	a.Committed(len(entries), entries, audit.AppendResult{Accepted: 3, Rejected: 6, Skipped: 1, Evicted: 3, Gaps: 1, Last: 23}, time.Millisecond)
 	for _, tc := range []struct {
 		name string
 		got  float64
@@ -171,12 +174,15 @@ func TestCommittedCounts(t *testing.T) {
 	}{
 		{"msg accepted", testutil.ToFloat64(a.stored[kindMsg][0]), 1},
 		{"reply accepted", testutil.ToFloat64(a.stored[kindReply][0]), 1},
-		{"msg refused", testutil.ToFloat64(a.stored[kindMsg][1]), 3},
+		{"msg refused", testutil.ToFloat64(a.stored[kindMsg][1]), 4},
+		{"receipt accepted", testutil.ToFloat64(a.stored[kindReceipt][0]), 1},
+		{"receipt refused", testutil.ToFloat64(a.stored[kindReceipt][1]), 1},
+		{"wrong-responder", testutil.ToFloat64(a.refusals[policy.ReasonWrongResponder]), 1},
 		{"unknown refused", testutil.ToFloat64(a.stored[kindUnknown][1]), 1},
 		{"unknown-sender", testutil.ToFloat64(a.refusals[policy.ReasonUnknownSender]), 1},
 		{"bad-signature", testutil.ToFloat64(a.refusals[policy.ReasonBadSignature]), 1},
 		{"malformed", testutil.ToFloat64(a.refusals[policy.ReasonMalformed]), 1},
-		{"other", testutil.ToFloat64(a.refusedEtc), 1},
+		{"other", testutil.ToFloat64(a.refusedEtc), 2},
 		{"gaps", testutil.ToFloat64(a.gaps), 1},
 		{"gap messages", testutil.ToFloat64(a.gapMsgs), 4},
 		{"evicted", testutil.ToFloat64(a.evicted), 3},
@@ -186,8 +192,48 @@ func TestCommittedCounts(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if got := gauge(t, a, "last_stored_sequence"); got != 20 {
+	if got := gauge(t, a, "last_stored_sequence"); got != 23 {
 		t.Errorf("last_stored_sequence = %v", got)
+	}
+}
+
+// The series exported from the start are the fixed label sets: every
+// record kind (receipt included) and every reason the auditor can refuse
+// for (wrong-responder included), but none of the receiver filters, which
+// the auditor never applies and which would only be series always at 0.
+func TestExportedLabels(t *testing.T) {
+	a, _ := newTest(t)
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				key := mf.GetName() + "/" + l.GetName()
+				if labels[key] == nil {
+					labels[key] = map[string]bool{}
+				}
+				labels[key][l.GetValue()] = true
+			}
+		}
+	}
+	kinds, reasons := labels[Namespace+"_records_stored_total/kind"], labels[Namespace+"_refusals_total/reason"]
+	for _, k := range []string{"msg", "reply", "receipt", "unknown"} {
+		if !kinds[k] {
+			t.Errorf("records_stored_total has no kind %q: %v", k, kinds)
+		}
+	}
+	for _, r := range []string{"malformed", "unknown-sender", "wrong-request", "nul-byte", "wrong-responder", "other"} {
+		if !reasons[r] {
+			t.Errorf("refusals_total has no reason %q: %v", r, reasons)
+		}
+	}
+	for _, r := range []string{"accepted", "destination-mismatch", "uuid-filter", "verb-filter", "sender-filter"} {
+		if reasons[r] {
+			t.Errorf("refusals_total exports reason %q, which the auditor never refuses for", r)
+		}
 	}
 }
 
