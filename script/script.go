@@ -1,7 +1,8 @@
 // Package script runs the command a receiver was given for each message.
 //
 // The command is started directly (no shell), as `cmd args… VERB PAYLOAD`,
-// with the inherited environment plus the REMAPHORE_* variables, so a
+// with the inherited environment (less any REMAPHORE_*/REMOPHORE_* ones)
+// plus the message's REMAPHORE_* variables, so a
 // payload such as `$(rm -rf /)` is one argument and never code. Without a
 // reply request the command's output goes straight to remaphore's own
 // stdout and stderr; for a request it is captured, up to a cap, to be sent
@@ -177,7 +178,7 @@ func checkInterpreter(script string, line []byte) error {
 func (c Command) Run(ctx context.Context, call Call) (Result, error) {
 	argv := append(append([]string{}, c.Argv[1:]...), call.Verb, string(call.Payload))
 	cmd := exec.CommandContext(ctx, c.Argv[0], argv...)
-	cmd.Env = append(os.Environ(), call.Env...)
+	cmd.Env = append(inherited(os.Environ()), call.Env...)
 	cmd.Stdin = nil
 	// Run the script in its own process group and kill the whole group on
 	// cancel, so children it started do not outlive the deadline.
@@ -208,6 +209,29 @@ func (c Command) Run(ctx context.Context, call Call) (Result, error) {
 		return res, fmt.Errorf("script %s: %w", c.Argv[0], err)
 	}
 	return res, nil
+}
+
+// envPrefixes are the variables remaphore sets for a script (the second is
+// the original specification's spelling of DESTMATCH).
+var envPrefixes = []string{"REMAPHORE_", "REMOPHORE_"}
+
+// inherited is env without any variable remaphore sets: one left over from
+// remaphore's own environment (REMAPHORE_DESTMATCH=stale remaphore -d …,
+// or a remaphore run from a script run by remaphore) would reach the
+// script as if it described the message, where the README says a variable
+// is not set (DESTMATCH with -d, COUNT without -n).
+func inherited(env []string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		for _, p := range envPrefixes {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func orDiscard(w io.Writer) io.Writer {

@@ -97,3 +97,25 @@ func TestCheck_Runnable(t *testing.T) {
 		t.Error("exec ran a text file without #!; Check must not refuse it")
 	}
 }
+
+// Variables remaphore sets never come from its own environment: a stale
+// REMAPHORE_DESTMATCH (or the REMOPHORE_ spelling, or COUNT) inherited
+// from the shell or from a script that runs remaphore would otherwise
+// reach the script as if it described this message.
+func TestRun_InheritedRemaphoreVariablesRemoved(t *testing.T) {
+	t.Setenv("REMAPHORE_DESTMATCH", "stale")
+	t.Setenv("REMOPHORE_DESTMATCH", "stale")
+	t.Setenv("REMAPHORE_COUNT", "9")
+	t.Setenv("REMAPHORE_MSG", "old")
+	t.Setenv("REMAPHOREX", "kept: not the prefix")
+	t.Setenv("KEEP_ME", "1")
+	s := writeScript(t, `env | grep '^REM' | LC_ALL=C sort; echo "KEEP_ME=$KEEP_ME"`)
+	res, err := Command{Argv: []string{s}}.Run(context.Background(), Call{Verb: "ping", Env: []string{"REMAPHORE_MSG=new"}, Capture: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "REMAPHOREX=kept: not the prefix\nREMAPHORE_MSG=new\nKEEP_ME=1\n"
+	if string(res.Output) != want {
+		t.Fatalf("the script's environment:\n%s\nwant:\n%s", res.Output, want)
+	}
+}
