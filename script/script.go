@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/remaphore/remaphore/internal/fileperm"
 )
 
 // DefaultOutputCap is the most output captured for a reply.
@@ -83,6 +85,8 @@ func Hint(err error) string {
 // an execute bit this user may use, and is either a binary (ELF) or starts
 // with a #! line whose interpreter exists (for "#!/usr/bin/env NAME", NAME
 // must be on PATH). exec refuses anything else with "exec format error".
+// The script and its interpreter (and env's NAME) must also be safe from
+// other users, as config files are: see checkOwner.
 func (c Command) Check() error {
 	if len(c.Argv) == 0 {
 		return nil
@@ -97,6 +101,9 @@ func (c Command) Check() error {
 		path = p
 	}
 	if err := checkExecutable("script", path); err != nil {
+		return err
+	}
+	if err := checkOwner("script "+path, path); err != nil {
 		return err
 	}
 	f, err := os.Open(path)
@@ -139,6 +146,22 @@ func checkExecutable(what, path string) error {
 	return nil
 }
 
+// checkOwner refuses a file that runs as this user but that someone else
+// may change: writable by its group or by others, or owned by a user
+// other than root and this one. Any such user could put code there that
+// the next message runs as the receiver's user. The rule, message and fix
+// are the config files' (internal/fileperm). what names the file.
+func checkOwner(what, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return &Error{fmt.Errorf("%s: %w", what, err), ""}
+	}
+	if msg, fix, ok := fileperm.Unsafe(path, fi, false, ""); !ok {
+		return &Error{fmt.Errorf("%s %s: others could change what runs as this user", what, msg), fix}
+	}
+	return nil
+}
+
 // checkInterpreter checks the #! line (without "#!") of script.
 func checkInterpreter(script string, line []byte) error {
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
@@ -162,11 +185,18 @@ func checkInterpreter(script string, line []byte) error {
 		errors.As(err, &e)
 		return &Error{fmt.Errorf("script %s: %w", script, err), e.Hint}
 	}
+	if err := checkOwner("script "+script+": its interpreter "+interp, interp); err != nil {
+		return err
+	}
 	// "#!/usr/bin/env NAME" finds NAME on PATH when the script runs.
 	if filepath.Base(interp) == "env" && len(fields) > 1 && !strings.HasPrefix(fields[1], "-") && !strings.Contains(fields[1], "=") {
-		if _, err := exec.LookPath(fields[1]); err != nil {
+		found, err := exec.LookPath(fields[1])
+		if err != nil {
 			return &Error{fmt.Errorf("script %s: its interpreter %s (#!%s) is not on PATH", script, fields[1], strings.TrimSpace(string(line))),
 				"install " + fields[1] + ", or put it on PATH"}
+		}
+		if err := checkOwner("script "+script+": its interpreter "+found, found); err != nil {
+			return err
 		}
 	}
 	return nil
