@@ -35,6 +35,7 @@ type options struct {
 	anyDest                bool
 	once                   bool
 	pubkey                 string
+	pubkeySet              bool // -p was given (validated even if it parses to nothing)
 	timeout                time.Duration
 	uuid                   string
 	verbs                  string
@@ -101,14 +102,29 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		}
 		return nil, &exitcode.Error{Code: ExitUsage, Err: err, Hint: hint}
 	}
+	var empty []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "D":
 			o.destSet = true
+		case "p":
+			o.pubkeySet = true
 		case "splay":
 			o.splaySet = true
 		}
+		// A flag given an empty value is almost always an unset shell
+		// variable (-u "$JOB"); taking it as "not given" would silently
+		// drop a filter: -u "" would match every UUID and not stop
+		// after one message. No string flag has a meaning for "".
+		if g, ok := f.Value.(flag.Getter); ok {
+			if v, ok := g.Get().(string); ok && v == "" {
+				empty = append(empty, f.Name)
+			}
+		}
 	})
+	if len(empty) > 0 {
+		return nil, usageErr("-"+empty[0]+" needs a value: is the variable empty?", "-%s is empty", empty[0])
+	}
 	o.args = fs.Args()
 	return o, o.validate()
 }
@@ -335,9 +351,10 @@ func (r *runner) sendVerb() (string, error) {
 	return v, nil
 }
 
-// pubkeyFlag parses -p.
+// pubkeyFlag parses -p: the zero key when -p was not given (a given -p
+// never parses to it: the zero key is a small-order point, refused).
 func (r *runner) pubkeyFlag() (sign.PublicKey, error) {
-	if r.o.pubkey == "" {
+	if !r.o.pubkeySet {
 		return sign.PublicKey{}, nil
 	}
 	k, err := sign.ParsePublicKey(r.o.pubkey)

@@ -46,7 +46,7 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 		}
 		dest = o.dest
 	}
-	if !sender.IsZero() {
+	if o.pubkeySet {
 		if _, ok := r.cfg.Peer(sender); !ok {
 			return 0, usageErr("-p must name one of the [ Peers ] in "+r.cfg.Path, "-p %s is not a configured peer: no message from it would be accepted", sender)
 		}

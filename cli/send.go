@@ -63,7 +63,7 @@ func (r *runner) prepare(request bool) (*sign.Envelope, policy.Pattern, error) {
 // that is not an identity, or names one that may not send the verb, or no
 // identity may send it. It offers -v only when -v was not given.
 func (r *runner) identityHint(explicit sign.PublicKey, verb string) string {
-	if !explicit.IsZero() {
+	if r.o.pubkeySet {
 		if _, ok := r.cfg.Identity(explicit); !ok {
 			return "-p takes the public key (first field) of one of the [ Identities ] in " + r.cfg.Path + "; a peer's key cannot sign"
 		}

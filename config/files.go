@@ -5,10 +5,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"os/user"
-	"runtime"
-	"strconv"
 	"strings"
+
+	"github.com/remaphore/remaphore/internal/fileperm"
 )
 
 // Files that others can change are refused, as ssh refuses them: a config,
@@ -24,70 +23,6 @@ import (
 // (the target's mode and owner, as ssh does); the link and the directories
 // above it are not checked: keep /etc/remaphore owned by root and not
 // writable by others, which is the operator's part.
-
-// unsafeFile says what is wrong with a file's mode and owner, and the
-// command that fixes it; ok is true when nothing is wrong. secret marks a
-// file whose contents must stay within owner and group.
-func unsafeFile(path string, fi fs.FileInfo, secret bool, what string) (msg, fix string, ok bool) {
-	if runtime.GOOS == "windows" {
-		return "", "", true // no Unix modes to judge
-	}
-	mode := fi.Mode().Perm()
-	var problems, fixes []string
-	uid, known := fileOwner(fi)
-	if known && uid != 0 && uid != os.Geteuid() {
-		problems = append(problems, fmt.Sprintf("is owned by %s, neither root nor the user running this (%s)", userName(uid), userName(os.Geteuid())))
-		fixes = append(fixes, "chown "+userName(os.Geteuid())+" "+path)
-	}
-	var g, o string
-	if mode&0o020 != 0 {
-		g = "w"
-	}
-	if mode&0o002 != 0 {
-		o = "w"
-	}
-	switch {
-	case g != "" && o != "":
-		problems = append(problems, "is writable by its group and by other users")
-	case g != "":
-		problems = append(problems, "is writable by its group")
-	case o != "":
-		problems = append(problems, "is writable by other users")
-	}
-	if secret && mode&0o007 != 0 {
-		problems = append(problems, "holds "+what+" and is open to other users")
-		o = ""
-		for i, c := range "rwx" {
-			if mode&(0o4>>i) != 0 {
-				o += string(c)
-			}
-		}
-	}
-	if len(problems) == 0 {
-		return "", "", true
-	}
-	var sym []string
-	if g != "" {
-		sym = append(sym, "g-"+g)
-	}
-	if o != "" {
-		sym = append(sym, "o-"+o)
-	}
-	if len(sym) > 0 {
-		fixes = append(fixes, "chmod "+strings.Join(sym, ",")+" "+path)
-	}
-	msg = fmt.Sprintf("%s (mode %04o)", strings.Join(problems, ", and "), mode)
-	return msg, strings.Join(fixes, " && "), false
-}
-
-// userName is the login name of uid, or the number when the user
-// database has none (chown takes a number too).
-func userName(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return strconv.Itoa(uid)
-}
 
 // holdsSecret reports whether the config itself is a secret: it holds
 // private keys, or a server URL with a password or token in it.
@@ -152,7 +87,7 @@ func (c *Config) CheckFiles() error {
 				Msg:  fmt.Sprintf("%s %s is not a regular file", f.key, path),
 				Hint: "name the file itself on the " + f.key + ": line"}
 		}
-		if msg, fix, ok := unsafeFile(path, fi, f.secret, f.what); !ok {
+		if msg, fix, ok := fileperm.Unsafe(path, fi, f.secret, f.what); !ok {
 			return &Error{File: c.Path, Line: line, kind: ErrPermissions, Hint: fix,
 				Msg: fmt.Sprintf("%s %s %s", f.key, path, msg)}
 		}

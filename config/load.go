@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/remaphore/remaphore/internal/fileperm"
 )
 
 // Load reads the configuration file at path and parses it. A missing file
@@ -41,7 +43,7 @@ func Load(path string) (*Config, error) {
 	// fi is the open file's own (a symlink's target): what was checked is
 	// what was read.
 	secret, what := c.holdsSecret()
-	if msg, fix, ok := unsafeFile(path, fi, secret, what); !ok {
+	if msg, fix, ok := fileperm.Unsafe(path, fi, secret, what); !ok {
 		return nil, &Error{File: path, kind: ErrPermissions, Msg: msg, Hint: fix}
 	}
 	return c, nil

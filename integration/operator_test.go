@@ -163,6 +163,12 @@ func TestScriptNotRunnable(t *testing.T) {
 	crlf := write("crlf.sh", "#!/bin/sh\r\necho hi\r\n", 0o755)
 	envMissing := write("env-missing.sh", "#!/usr/bin/env remaphore-no-such-interpreter\n", 0o755)
 	missing := filepath.Join(dir, "missing.sh")
+	// Files other users may change: whoever can, runs code as the
+	// receiver's user with the next message.
+	groupW := write("group-writable.sh", "#!/bin/sh\necho hi\n", 0o775)
+	otherW := write("other-writable.sh", "#!/bin/sh\necho hi\n", 0o757)
+	openInterp := write("open-interp", "#!/bin/sh\n", 0o777)
+	viaOpen := write("via-open-interp.sh", "#!"+openInterp+"\necho hi\n", 0o755)
 	cases := []struct {
 		name   string
 		script string
@@ -180,6 +186,21 @@ func TestScriptNotRunnable(t *testing.T) {
 		{"directory", dir, "remaphore: error: script " + dir + " is a directory\nremaphore: hint: give the path of an executable file\n"},
 		{"missing", missing, "remaphore: error: script " + missing + " does not exist\nremaphore: hint: give the path of an executable file, or put it on PATH\n"},
 		{"not-on-path", "remaphore-no-such-command", "remaphore: error: script \"remaphore-no-such-command\": not found in PATH\nremaphore: hint: give the path of an executable file, or put it on PATH\n"},
+		{"group-writable", groupW, "remaphore: error: script " + groupW + " is writable by its group (mode 0775): others could change what runs as this user\nremaphore: hint: chmod g-w " + groupW + "\n"},
+		{"other-writable", otherW, "remaphore: error: script " + otherW + " is writable by other users (mode 0757): others could change what runs as this user\nremaphore: hint: chmod o-w " + otherW + "\n"},
+		{"interpreter-writable", viaOpen, "remaphore: error: script " + viaOpen + ": its interpreter " + openInterp + " is writable by its group and by other users (mode 0777): others could change what runs as this user\n" +
+			"remaphore: hint: chmod g-w,o-w " + openInterp + "\n"},
+	}
+	if os.Geteuid() == 0 { // giving a file to another user needs root
+		other := write("other-owner.sh", "#!/bin/sh\necho hi\n", 0o755)
+		if err := os.Chown(other, 4321, 4321); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct {
+			name   string
+			script string
+			want   string
+		}{"other-owner", other, "remaphore: error: script " + other + " is owned by 4321, neither root nor the user running this (root) (mode 0755): others could change what runs as this user\nremaphore: hint: chown root " + other + "\n"})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

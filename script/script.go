@@ -1,7 +1,8 @@
 // Package script runs the command a receiver was given for each message.
 //
 // The command is started directly (no shell), as `cmd args… VERB PAYLOAD`,
-// with the inherited environment plus the REMAPHORE_* variables, so a
+// with the inherited environment (less any REMAPHORE_*/REMOPHORE_* ones)
+// plus the message's REMAPHORE_* variables, so a
 // payload such as `$(rm -rf /)` is one argument and never code. Without a
 // reply request the command's output goes straight to remaphore's own
 // stdout and stderr; for a request it is captured, up to a cap, to be sent
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/remaphore/remaphore/internal/fileperm"
 )
 
 // DefaultOutputCap is the most output captured for a reply.
@@ -82,6 +85,8 @@ func Hint(err error) string {
 // an execute bit this user may use, and is either a binary (ELF) or starts
 // with a #! line whose interpreter exists (for "#!/usr/bin/env NAME", NAME
 // must be on PATH). exec refuses anything else with "exec format error".
+// The script and its interpreter (and env's NAME) must also be safe from
+// other users, as config files are: see checkOwner.
 func (c Command) Check() error {
 	if len(c.Argv) == 0 {
 		return nil
@@ -96,6 +101,9 @@ func (c Command) Check() error {
 		path = p
 	}
 	if err := checkExecutable("script", path); err != nil {
+		return err
+	}
+	if err := checkOwner("script "+path, path); err != nil {
 		return err
 	}
 	f, err := os.Open(path)
@@ -138,6 +146,22 @@ func checkExecutable(what, path string) error {
 	return nil
 }
 
+// checkOwner refuses a file that runs as this user but that someone else
+// may change: writable by its group or by others, or owned by a user
+// other than root and this one. Any such user could put code there that
+// the next message runs as the receiver's user. The rule, message and fix
+// are the config files' (internal/fileperm). what names the file.
+func checkOwner(what, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return &Error{fmt.Errorf("%s: %w", what, err), ""}
+	}
+	if msg, fix, ok := fileperm.Unsafe(path, fi, false, ""); !ok {
+		return &Error{fmt.Errorf("%s %s: others could change what runs as this user", what, msg), fix}
+	}
+	return nil
+}
+
 // checkInterpreter checks the #! line (without "#!") of script.
 func checkInterpreter(script string, line []byte) error {
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
@@ -161,11 +185,18 @@ func checkInterpreter(script string, line []byte) error {
 		errors.As(err, &e)
 		return &Error{fmt.Errorf("script %s: %w", script, err), e.Hint}
 	}
+	if err := checkOwner("script "+script+": its interpreter "+interp, interp); err != nil {
+		return err
+	}
 	// "#!/usr/bin/env NAME" finds NAME on PATH when the script runs.
 	if filepath.Base(interp) == "env" && len(fields) > 1 && !strings.HasPrefix(fields[1], "-") && !strings.Contains(fields[1], "=") {
-		if _, err := exec.LookPath(fields[1]); err != nil {
+		found, err := exec.LookPath(fields[1])
+		if err != nil {
 			return &Error{fmt.Errorf("script %s: its interpreter %s (#!%s) is not on PATH", script, fields[1], strings.TrimSpace(string(line))),
 				"install " + fields[1] + ", or put it on PATH"}
+		}
+		if err := checkOwner("script "+script+": its interpreter "+found, found); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -177,7 +208,7 @@ func checkInterpreter(script string, line []byte) error {
 func (c Command) Run(ctx context.Context, call Call) (Result, error) {
 	argv := append(append([]string{}, c.Argv[1:]...), call.Verb, string(call.Payload))
 	cmd := exec.CommandContext(ctx, c.Argv[0], argv...)
-	cmd.Env = append(os.Environ(), call.Env...)
+	cmd.Env = append(inherited(os.Environ()), call.Env...)
 	cmd.Stdin = nil
 	// Run the script in its own process group and kill the whole group on
 	// cancel, so children it started do not outlive the deadline.
@@ -208,6 +239,29 @@ func (c Command) Run(ctx context.Context, call Call) (Result, error) {
 		return res, fmt.Errorf("script %s: %w", c.Argv[0], err)
 	}
 	return res, nil
+}
+
+// envPrefixes are the variables remaphore sets for a script (the second is
+// the original specification's spelling of DESTMATCH).
+var envPrefixes = []string{"REMAPHORE_", "REMOPHORE_"}
+
+// inherited is env without any variable remaphore sets: one left over from
+// remaphore's own environment (REMAPHORE_DESTMATCH=stale remaphore -d …,
+// or a remaphore run from a script run by remaphore) would reach the
+// script as if it described the message, where the README says a variable
+// is not set (DESTMATCH with -d, COUNT without -n).
+func inherited(env []string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		for _, p := range envPrefixes {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func orDiscard(w io.Writer) io.Writer {

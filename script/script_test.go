@@ -97,3 +97,63 @@ func TestCheck_Runnable(t *testing.T) {
 		t.Error("exec ran a text file without #!; Check must not refuse it")
 	}
 }
+
+// Variables remaphore sets never come from its own environment: a stale
+// REMAPHORE_DESTMATCH (or the REMOPHORE_ spelling, or COUNT) inherited
+// from the shell or from a script that runs remaphore would otherwise
+// reach the script as if it described this message.
+func TestRun_InheritedRemaphoreVariablesRemoved(t *testing.T) {
+	t.Setenv("REMAPHORE_DESTMATCH", "stale")
+	t.Setenv("REMOPHORE_DESTMATCH", "stale")
+	t.Setenv("REMAPHORE_COUNT", "9")
+	t.Setenv("REMAPHORE_MSG", "old")
+	t.Setenv("REMAPHOREX", "kept: not the prefix")
+	t.Setenv("KEEP_ME", "1")
+	s := writeScript(t, `env | grep '^REM' | LC_ALL=C sort; echo "KEEP_ME=$KEEP_ME"`)
+	res, err := Command{Argv: []string{s}}.Run(context.Background(), Call{Verb: "ping", Env: []string{"REMAPHORE_MSG=new"}, Capture: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "REMAPHOREX=kept: not the prefix\nREMAPHORE_MSG=new\nKEEP_ME=1\n"
+	if string(res.Output) != want {
+		t.Fatalf("the script's environment:\n%s\nwant:\n%s", res.Output, want)
+	}
+}
+
+// A script, its interpreter, or the NAME of "#!/usr/bin/env NAME" that
+// another user may change is refused (anyone who can write it runs code
+// as the receiver's user), with the chmod that fixes it; after the fix it
+// is accepted. The exact messages are in integration's
+// TestScriptNotRunnable.
+func TestCheck_WritableByOthers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	interp := write("remaphore-test-interp", "#!/bin/sh\n", 0o757)
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	viaEnv := write("via-env.sh", "#!/usr/bin/env remaphore-test-interp\n", 0o755)
+	own := write("own.sh", "#!/bin/sh\n", 0o775)
+	for _, tc := range []struct{ script, fixed, hint string }{
+		{viaEnv, interp, "chmod o-w " + interp},
+		{own, own, "chmod g-w " + own},
+	} {
+		err := (Command{Argv: []string{tc.script}}).Check()
+		if err == nil || !strings.Contains(err.Error(), tc.fixed+" is writable by") || Hint(err) != tc.hint {
+			t.Errorf("Check(%s): %v (hint %q), want %s refused with hint %q", tc.script, err, Hint(err), tc.fixed, tc.hint)
+		}
+		if err := os.Chmod(tc.fixed, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := (Command{Argv: []string{tc.script}}).Check(); err != nil {
+			t.Errorf("Check(%s) after the fix: %v", tc.script, err)
+		}
+	}
+}

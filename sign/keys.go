@@ -74,8 +74,18 @@ func ParsePublicKey(s string) (PublicKey, error) {
 // canonical 44-character text; about half of those are not points, and
 // are caught here instead of becoming a peer no message can come from.
 func checkPoint(raw []byte, s string) error {
-	if _, err := new(edwards25519.Point).SetBytes(raw); err != nil {
+	p, err := new(edwards25519.Point).SetBytes(raw)
+	if err != nil {
 		return fmt.Errorf("%w: public key %s is not an ed25519 public key (a mistyped or mangled key?)", ErrBadKey, abbrev(s))
+	}
+	// A point of small order (one of the 8 torsion points, in any of the
+	// encodings SetBytes accepts, the all-zero key among them) is no key:
+	// crypto/ed25519.Verify's check [S]B = R + [k]A then hardly depends
+	// on A, and anyone can make a signature that verifies "as" it, for
+	// every message (A the identity) or one try in 2, 4 or 8. [8]A is the
+	// identity exactly for those points.
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return fmt.Errorf("%w: public key %s is not a usable public key: a small-order point anyone can forge signatures for", ErrBadKey, abbrev(s))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/edwards25519"
 	"github.com/mr-tron/base58"
 	"github.com/nats-io/nkeys"
 )
@@ -441,4 +442,129 @@ func TestPrivateKey_Zero(t *testing.T) {
 	if !strings.Contains(k.String(), "redacted") {
 		t.Fatalf("zero key String() = %q", k.String())
 	}
+}
+
+// torsionPoints returns the canonical encodings of the 8 points of small
+// order: the multiples of a point of order 8 (libsodium's list).
+func torsionPoints(t *testing.T) [][]byte {
+	t.Helper()
+	b, _ := hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	g, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := edwards25519.NewIdentityPoint()
+	four := new(edwards25519.Point).Add(g, g)
+	four.Add(four, four)
+	if new(edwards25519.Point).MultByCofactor(g).Equal(id) != 1 || four.Equal(id) == 1 {
+		t.Fatal("the generator is not of order 8")
+	}
+	var out [][]byte
+	p := edwards25519.NewIdentityPoint()
+	for range 8 {
+		out = append(out, p.Bytes())
+		p = new(edwards25519.Point).Add(p, g)
+	}
+	return out
+}
+
+// smallOrderEncodings returns every 32-byte string that decodes to a
+// small-order point: the canonical encodings, with the sign bit flipped
+// (accepted for x = 0), and y+p for the y below 19 (non-canonical y).
+func smallOrderEncodings(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
+	seen := map[string]bool{}
+	add := func(b []byte) {
+		if _, err := new(edwards25519.Point).SetBytes(b); err == nil && !seen[string(b)] {
+			seen[string(b)] = true
+			out = append(out, b)
+		}
+	}
+	for _, c := range torsionPoints(t) {
+		add(c)
+		flipped := bytes.Clone(c)
+		flipped[31] ^= 0x80
+		add(flipped)
+		y := bytes.Clone(c)
+		y[31] &= 0x7f
+		if bytes.Equal(y[1:], make([]byte, 31)) && y[0] < 19 {
+			// y+p, p = 2^255-19: ed ff … ff 7f plus y in the low byte.
+			np := bytes.Repeat([]byte{0xff}, 32)
+			np[0], np[31] = 0xed+y[0], 0x7f|(c[31]&0x80)
+			add(np)
+			np2 := bytes.Clone(np)
+			np2[31] ^= 0x80
+			add(np2)
+		}
+	}
+	return out
+}
+
+// A small-order public key lets anyone forge: crypto/ed25519.Verify
+// accepts, for the identity, R = identity and S = 0 on every message,
+// and for the all-zero key (order 4) one of the 8 torsion points as R
+// with S = 0. ParsePublicKey refuses every encoding of every such point,
+// so no config or -p can name one.
+func TestParsePublicKey_SmallOrderRefused(t *testing.T) {
+	torsion := torsionPoints(t)
+	var zero [32]byte
+	for i, msg := range []string{"deploy", "ping", "anything at all"} {
+		// k = SHA-512(R || A || M) changes with R and with the message's
+		// nonce, so a forger tries a few: each hits with chance 1/4.
+		forged := false
+		for nonce := 0; nonce < 100 && !forged; nonce++ {
+			m := fmt.Appendf(nil, "%s nonce=%d", msg, nonce)
+			for _, r := range torsion {
+				if ed25519.Verify(zero[:], m, append(bytes.Clone(r), make([]byte, 32)...)) {
+					forged = true
+				}
+			}
+		}
+		if !forged {
+			t.Fatalf("message %d: no torsion R forges for the zero key; the attack this test guards against is not what it says", i)
+		}
+		identity := torsion[0]
+		if !Verify(PublicKey(identity), []byte(msg), append(bytes.Clone(identity), make([]byte, 32)...)) {
+			t.Fatalf("message %d: R = identity, S = 0 does not verify for the identity key", i)
+		}
+	}
+
+	encs := smallOrderEncodings(t)
+	if len(encs) <= 8 {
+		t.Fatalf("only %d encodings decode; want the non-canonical ones too", len(encs))
+	}
+	for _, b := range encs {
+		s := base58.Encode(b)
+		k, err := ParsePublicKey(s)
+		if err == nil {
+			t.Errorf("ParsePublicKey(%x as %s) = %s, want refused", b, s, k)
+		} else if !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "not a usable public key: a small-order point anyone can forge signatures for") {
+			t.Errorf("ParsePublicKey(%x as %s): %v, want the small-order error", b, s, err)
+		}
+		// The nkeys form is refused too (nkeys itself may already
+		// refuse it, with another message).
+		if k, err := ParsePublicKey(nkeyOf(t, b)); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ParsePublicKey(%x as nkey) = %s, %v; want refused", b, k, err)
+		}
+	}
+	if _, err := ParsePublicKey("11111111111111111111111111111111"); err == nil || !strings.Contains(err.Error(), "small-order") {
+		t.Errorf("the all-zero key: %v, want the small-order error", err)
+	}
+	// Real keys still parse.
+	for i := range 64 {
+		pub := keyFromSeed(t, seedN(byte(i))).Public()
+		if _, err := ParsePublicKey(pub.String()); err != nil {
+			t.Errorf("real key %s: %v", pub, err)
+		}
+	}
+}
+
+func nkeyOf(t *testing.T, raw []byte) string {
+	t.Helper()
+	b, err := nkeys.Encode(nkeys.PrefixByteUser, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
