@@ -123,6 +123,7 @@ allow_skew: %s
 #   retention      how long the stream keeps messages (default 24h)
 #   max_consumers  receivers that may wait at once (default 100000)
 #   max_bytes      stream size; the oldest messages go when full (default 1GiB)
+#   heartbeat      a waiting receiver's idle heartbeat, 1s to 30s (default 30s)
 #   tls_ca         CA certificate of the NATS servers
 #   tls_cert       client certificate, with tls_key (both or neither)
 #   audit_db       the auditor's database file (remaphore-audit)
