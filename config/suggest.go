@@ -12,15 +12,16 @@ func suggest(name string) string {
 		if norm == k.name {
 			return k.name
 		}
-		if d := distance(norm, k.name); d < bestD {
+		if d := Distance(norm, k.name); d < bestD {
 			best, bestD = k.name, d
 		}
 	}
 	return best
 }
 
-// distance is the Levenshtein distance of a and b (bytes).
-func distance(a, b string) int {
+// Distance is the Levenshtein distance of a and b (bytes), for did-you-mean
+// suggestions; a longer than 64 bytes counts as far from anything.
+func Distance(a, b string) int {
 	if len(a) > 64 {
 		return len(a)
 	}
