@@ -204,22 +204,9 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 // TestSubscribe_NoJetStreamFailsAtOnce (issue 19.4): a receiver that
 // retries until its timeout gets the sender's message at once instead.
 func TestSubscribe_NoJetStreamFailsAtOnce(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	conn, err := Connect(ctx(t), Options{Servers: []string{s.ClientURL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	s, conn := serverWithoutJetStream(t)
 	start := time.Now()
-	_, err = conn.Subscribe(ctx(t), SubscribeOptions{Stream: strictSpec(), Subject: MsgSubject("remaphore", "all"), Retry: true})
+	_, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: strictSpec(), Subject: MsgSubject("remaphore", "all"), Retry: true})
 	want := "jetstream error: " + s.ClientURL() + " has no JetStream for this account (enable jetstream in the server's config): nats: no responders available for request"
 	if !errors.Is(err, ErrNoJetStream) || !errors.Is(err, ErrJetStream) || err.Error() != want {
 		t.Fatalf("err\n %v\nwant\n %s", err, want)

@@ -328,7 +328,9 @@ func stepDown(t *testing.T, c *Conn) {
 	}
 }
 
-func TestPublish_NoJetStreamFailsAtOnce(t *testing.T) {
+// serverWithoutJetStream starts a server without JetStream and connects to it.
+func serverWithoutJetStream(t *testing.T) (*server.Server, *Conn) {
+	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -342,9 +344,14 @@ func TestPublish_NoJetStreamFailsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(conn.Close)
+	return s, conn
+}
+
+func TestPublish_NoJetStreamFailsAtOnce(t *testing.T) {
+	_, conn := serverWithoutJetStream(t)
 	start := time.Now()
-	_, err = conn.Publish(ctx(t), spec(), MsgSubject("remaphore", "all"), []byte("x"), "1")
+	_, err := conn.Publish(ctx(t), spec(), MsgSubject("remaphore", "all"), []byte("x"), "1")
 	if !errors.Is(err, ErrJetStream) || !strings.Contains(err.Error(), "no JetStream") {
 		t.Fatalf("err = %v", err)
 	}
