@@ -69,17 +69,26 @@ func acceptOneAs(t *testing.T, ctx context.Context, conn *transport.Conn, recv, 
 	return r, v
 }
 
+// receiptPeers are a sender a and a receiver b with receipts: true (b's
+// key is bKey), on a fresh server, and a context that bounds the test.
+func receiptPeers(t *testing.T) (a, b *config.Config, bKey sign.PrivateKey, ctx context.Context) {
+	t.Helper()
+	nats := natstest.Start(t)
+	aKey := newKey(t)
+	bKey = newKey(t)
+	a = nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
+	b = nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
+	b.Receipts = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return a, b, bKey, ctx
+}
+
 // A receiver with receipts: true publishes, on <root>.receipt.<id>, a
 // receipt signed by its identity: the message's id, its destination, the
 // script's exit code, the accepted and finished times.
 func TestReceiptPublished(t *testing.T) {
-	nats := natstest.Start(t)
-	aKey, bKey := newKey(t), newKey(t)
-	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
-	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
-	b.Receipts = true
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	a, b, bKey, ctx := receiptPeers(t)
 	r, v := acceptOne(t, ctx, nil, b, a, nil)
 	if !r.ReceiptsOn() {
 		t.Fatal("receipts: true with an identity, but ReceiptsOn is false")
@@ -122,13 +131,7 @@ func storedReceipt(t *testing.T, ctx context.Context, r *node.Receiver, cfg *con
 // [ Peers ], the one the auditor checks a receipt against. A receipt
 // naming com.t.c would claim that c did what b did.
 func TestReceiptNamesConfiguredDestination(t *testing.T) {
-	nats := natstest.Start(t)
-	aKey, bKey := newKey(t), newKey(t)
-	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
-	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
-	b.Receipts = true
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	a, b, _, ctx := receiptPeers(t)
 	r, v := acceptOneAs(t, ctx, nil, b, a, nil, policy.Rules{Destination: "com.t.c"})
 	if r.Destination() != "com.t.c" {
 		t.Fatalf("receiver answers as %q, want -D's com.t.c", r.Destination())
@@ -143,13 +146,7 @@ func TestReceiptNamesConfiguredDestination(t *testing.T) {
 // at warn and dropped: Receipt returns, with nothing to change the
 // receiver's exit code.
 func TestReceiptPublishFailureIsLogged(t *testing.T) {
-	nats := natstest.Start(t)
-	aKey, bKey := newKey(t), newKey(t)
-	a := nodeConfig(t, nats, "com.t.a", aKey, "com.t.b", bKey.Public())
-	b := nodeConfig(t, nats, "com.t.b", bKey, "com.t.a", aKey.Public())
-	b.Receipts = true
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	a, b, _, ctx := receiptPeers(t)
 	conn, err := node.Dial(ctx, b, false, nil)
 	if err != nil {
 		t.Fatal(err)

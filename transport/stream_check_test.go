@@ -245,23 +245,9 @@ func TestRedactURL(t *testing.T) {
 // create the stream: a configuration problem named as such, at once, not
 // retried until the receiver's -t.
 func TestEnsureStream_MaxBytesOverServerStorage(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	conn, err := Connect(ctx(t), Options{Servers: []string{s.ClientURL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn := startServer(t, &server.Options{JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: 64 << 20})
 	start := time.Now()
-	_, err = conn.Subscribe(ctx(t), SubscribeOptions{Stream: strictSpec(), Subject: MsgSubject("remaphore", "all"), Retry: true})
+	_, err := conn.Subscribe(ctx(t), SubscribeOptions{Stream: strictSpec(), Subject: MsgSubject("remaphore", "all"), Retry: true})
 	var se *StreamError
 	if !errors.Is(err, ErrStreamLimits) || !errors.As(err, &se) || se.Setting != "max_bytes" {
 		t.Fatalf("err = %v", err)

@@ -331,7 +331,15 @@ func stepDown(t *testing.T, c *Conn) {
 // serverWithoutJetStream starts a server without JetStream and connects to it.
 func serverWithoutJetStream(t *testing.T) (*server.Server, *Conn) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startServer(t, &server.Options{})
+}
+
+// startServer starts a server with o (on a free loopback port, quiet) and
+// connects to it, for the tests that need settings natstest does not make.
+func startServer(t *testing.T, o *server.Options) (*server.Server, *Conn) {
+	t.Helper()
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, true
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
