@@ -8,6 +8,9 @@ package ingest
 //	                     100000, with one peer message after every 100)
 //	AUDIT_BENCH_BATCH, AUDIT_BENCH_WORKERS  the auditor's Batch and Workers
 //	                     (default: its defaults)
+//	AUDIT_BENCH_SYNC_DELAY  a pause after each commit (a duration, such as
+//	                     2ms), standing for a disk whose two fsyncs per
+//	                     commit take that much longer than this machine's
 //
 // Run them one at a time, for example:
 //
@@ -236,7 +239,8 @@ var auditorRate atomic.Value
 func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atomic.Value) {
 	{
 		var elapsed, cpu time.Duration
-		var commits atomic.Int64
+		var commits, busy atomic.Int64
+		syncDelay, _ := time.ParseDuration(os.Getenv("AUDIT_BENCH_SYNC_DELAY"))
 		for b.Loop() {
 			b.StopTimer()
 			db := filepath.Join(b.TempDir(), "audit.db")
@@ -250,12 +254,16 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atom
 				Workers: benchSize("AUDIT_BENCH_WORKERS", 0), Batch: benchSize("AUDIT_BENCH_BATCH", 0),
 				OnCommit: func(c CommitInfo) {
 					commits.Add(1)
+					busy.Add(int64(c.Busy))
 					if c.Last >= uint64(bl.n) {
 						once.Do(func() { close(caught) })
 					}
 				}}
 			if noMetrics != nil {
 				o.Metrics = metrics.New(metrics.Options{DB: db})
+			}
+			if syncDelay > 0 {
+				o.afterAppend = func() { time.Sleep(syncDelay) }
 			}
 			b.StartTimer()
 			begin, cpu0 := time.Now(), processCPU()
@@ -295,6 +303,19 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atom
 		// rewrite of the B-trees' right edges, whatever its size.
 		if n := commits.Load(); n > 0 {
 			b.ReportMetric(float64(bl.n*b.N)/float64(n), "msgs/commit")
+		}
+		// The single writer's share: writer-µs/msg is its busy time per
+		// message, writer-share the part of the run it was busy. With
+		// enough cores for everything else the rate can reach, and not
+		// pass, 1/writer-µs/msg (x-bare-ceiling: that over the bare
+		// consumer's rate in the same run).
+		if w := time.Duration(busy.Load()); w > 0 {
+			per := w.Seconds() * 1e6 / float64(bl.n*b.N)
+			b.ReportMetric(per, "writer-µs/msg")
+			b.ReportMetric(w.Seconds()/elapsed.Seconds(), "writer-share")
+			if br, ok := bareRate.Load().(float64); ok {
+				b.ReportMetric(1e6/per/br, "x-bare-ceiling")
+			}
 		}
 		if noMetrics == nil {
 			auditorRate.Store(rate)
