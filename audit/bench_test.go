@@ -6,7 +6,7 @@ package audit_test
 //	AUDIT_BENCH_VERIFY   records in the verify store (default 20000)
 //
 // The query store is built once through the audit API and cached in the
-// system temp directory (remaphore-audit-bench-<records>-v2.db); delete it
+// system temp directory (remaphore-audit-bench-<records>-v3.db); delete it
 // to build it again. Run them one at a time, for example:
 //
 //	go test ./audit -run '^$' -bench 'Query' -benchtime 2000x
@@ -21,12 +21,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/auditcli"
 	"github.com/remaphore/remaphore/sign"
 )
@@ -64,7 +66,7 @@ func getQueryStore(b *testing.B) *queryStore {
 	qsOnce.Do(func() {
 		n := envInt("AUDIT_BENCH_RECORDS", 1_000_000)
 		qs := &queryStore{n: n, first: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-			path: filepath.Join(os.TempDir(), fmt.Sprintf("remaphore-audit-bench-%d-v2.db", n))}
+			path: filepath.Join(os.TempDir(), fmt.Sprintf("remaphore-audit-bench-%d-v3.db", n))}
 		if s, err := audit.Open(qs.path, audit.Options{ReadOnly: true, Timeout: time.Second}); err == nil {
 			st, _ := s.Stats()
 			s.Close()
@@ -327,4 +329,82 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(vsPath))
 	}
 	os.Exit(code)
+}
+
+// BenchmarkAppend is the auditor's single writer alone: Store.Append of
+// accepted records (real envelopes, 3 senders and verbs, one uuid each) in
+// batches of 500 (one fetch) and 2000 (a full group commit), with fsync,
+// into a store that already holds AUDIT_BENCH_APPEND_BASE records
+// (default 100000). rec/s is the most the writer can take whatever the
+// number of cores; busy-µs/rec is the wall time a record holds it.
+func BenchmarkAppend(b *testing.B) {
+	if os.Getenv("GOGC") == "" { // as remaphore-audit run
+		defer debug.SetGCPercent(debug.SetGCPercent(ingest.GCPercent))
+	}
+	for _, batch := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("batch-%d", batch), func(b *testing.B) {
+			benchAppend(b, batch, envInt("AUDIT_BENCH_APPEND_BASE", 100_000))
+		})
+	}
+}
+
+func benchAppend(b *testing.B, batch, base int) {
+	s, err := audit.Open(filepath.Join(b.TempDir(), "audit.db"), audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	keys := []sign.PrivateKey{benchKey(b, 1), benchKey(b, 2), benchKey(b, 3)}
+	verbs := []string{"deploy", "status", "backup"}
+	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	seq := 0
+	// entries returns the next n records; their envelopes are signed
+	// once and reused, as the writer never looks at signatures.
+	envs := make([]*sign.Envelope, 0, 64)
+	for i := range 64 {
+		env, err := sign.Seal(&sign.Message{Kind: sign.KindMsg, Root: "remaphore", Channel: "all", Dest: "com.bench.*",
+			Verb: verbs[i%3], UUID: fmt.Sprintf("job-%d", i), Sent: first, Payload: []byte("release 1.2.3 to the fleet")}, keys[i%3])
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs = append(envs, env)
+	}
+	entries := func(n int) []audit.Entry {
+		es := make([]audit.Entry, n)
+		for i := range es {
+			seq++
+			env := *envs[seq%len(envs)]
+			env.UUID = fmt.Sprintf("job-%d", seq)
+			es[i] = audit.Entry{Seq: uint64(seq), Stored: first.Add(time.Duration(seq) * time.Millisecond), Subject: "remaphore.msg.all",
+				HeaderID: env.ID, Body: env.Body(), Env: &env, SenderDest: fmt.Sprintf("com.bench.host%d", seq%3)}
+		}
+		return es
+	}
+	for seq < base {
+		if _, err := s.Append(entries(min(10_000, base-seq))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const perOp = 20_000 // records per b.N: enough commits to average fsyncs
+	var busy, cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		var ops [][]audit.Entry
+		for n := 0; n < perOp; n += batch {
+			ops = append(ops, entries(batch))
+		}
+		b.StartTimer()
+		t, cpu0 := time.Now(), processCPU()
+		for _, es := range ops {
+			if _, err := s.Append(es); err != nil {
+				b.Fatal(err)
+			}
+		}
+		busy += time.Since(t)
+		cpu += processCPU() - cpu0
+	}
+	recs := float64(b.N * perOp)
+	b.ReportMetric(busy.Seconds()*1e6/recs, "busy-µs/rec")
+	b.ReportMetric(recs/busy.Seconds(), "rec/s")
+	b.ReportMetric(cpu.Seconds()*1e9/recs, "cpu-ns/rec")
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -98,4 +101,34 @@ func seqs(t testing.TB, s *Store, q Query) []uint64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// deleteIndexEntry deletes the entry with key from index bucket b, as an
+// attacker who knows the format would: a key of its own is deleted, an
+// entry in a chunk is taken out of it (the chunk rewritten without it).
+func deleteIndexEntry(b *bolt.Bucket, key []byte) error {
+	prefix, stored, seq, _ := splitIndexKey(key)
+	c := b.Cursor()
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+	}
+	if !inRun(k, prefix) {
+		return nil
+	}
+	k = bytes.Clone(k)
+	_, cs, cq, _ := splitIndexKey(k)
+	es, err := decodeChunk(nil, ixEntry{cs, cq}, v)
+	if err != nil {
+		return err
+	}
+	es = slices.DeleteFunc(es, func(e ixEntry) bool { return e == ixEntry{stored, seq} })
+	if err := b.Delete(k); err != nil || len(es) == 0 {
+		return err
+	}
+	return b.Put(entryKey(nil, prefix, es[0]), appendChunk([]byte{}, es))
 }

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
+	"errors"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,7 +21,27 @@ import (
 // value's entries are one contiguous run, ordered by stream time then
 // sequence: a filter on a value and a time range is a single range scan,
 // and results come out in the same order whichever index served them.
-// Values are empty; empty field values are not indexed.
+// Empty field values are not indexed.
+//
+// # Chunks
+//
+// An index entry is a key, whose stored time and sequence are the entry's,
+// and a value: empty for an entry of its own, or a chunk: more entries
+// of the same value, each after the one before in (stored, sequence)
+// order, as uvarint pairs (stored time since the previous, sequence since
+// the previous; both ≥ 0 and the sequence > 0). No other entry of that
+// value lies between a chunk's first and last entry, so reading the keys
+// in order and each chunk's entries in order reads the entries in order,
+// forwards and backwards.
+//
+// The writer (format 2) puts the entries a transaction adds to the verb,
+// sender, peer and destination indexes in chunks: a few values take most
+// records, and one put per value and transaction instead of one per record
+// is most of the single writer's work saved (BenchmarkAppend). The uuid
+// and time indexes, whose values hardly repeat, keep one key per entry. A
+// transaction whose entries for a value do not all come after that value's
+// last entry (the stream's clock went back) writes them one key each,
+// and splits any chunk one of them falls into.
 const (
 	ixTime = iota
 	ixVerb
@@ -156,6 +178,9 @@ type kindTx struct {
 	k   *kind
 	rec *bolt.Bucket
 	ix  [numIx]*bolt.Bucket
+	// runs holds the entries of the chunked indexes, by index and value
+	// prefix, in the order put, until flush writes them.
+	runs [numIx]map[string][]ixEntry
 }
 
 func openKind(tx *bolt.Tx, k *kind) *kindTx {
@@ -176,8 +201,9 @@ func openKind(tx *bolt.Tx, k *kind) *kindTx {
 	return w
 }
 
-// put stores r under its sequence with v as its value, and its index keys.
-// Keys are built in *arena, which must outlive the transaction.
+// put stores r under its sequence with v as its value, and its index keys
+// (those of the chunked indexes when flush is called). Keys are built in
+// *arena, which must outlive the transaction.
 func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 	a := *arena
 	defer func() { *arena = a }()
@@ -187,6 +213,21 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 		return err
 	}
 	for i := range w.ix {
+		if chunked(i) {
+			val := indexValue(r, i)
+			if val == nil {
+				continue
+			}
+			start := len(a)
+			a = appendValuePrefix(a, val)
+			if w.runs[i] == nil {
+				w.runs[i] = map[string][]ixEntry{}
+			}
+			p := string(a[start:])
+			a = a[:start]
+			w.runs[i][p] = append(w.runs[i][p], ixEntry{unixNano(r.Stored), r.Seq})
+			continue
+		}
 		start := len(a)
 		var ok bool
 		if a, ok = indexKey(a, r, i); !ok {
@@ -197,6 +238,172 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 		}
 	}
 	return nil
+}
+
+// flush writes the chunked indexes' entries put so far.
+func (w *kindTx) flush() error {
+	for i, runs := range w.runs {
+		for p, es := range runs {
+			if err := writeRun(w.ix[i], []byte(p), es); err != nil {
+				return err
+			}
+		}
+		w.runs[i] = nil
+	}
+	return nil
+}
+
+// chunked reports whether the writer puts index i's entries in chunks.
+func chunked(i int) bool { return i == ixVerb || i == ixSender || i == ixPeer || i == ixDest }
+
+// maxChunk bounds the entries of one chunk written (a few KiB), and
+// maxChunkRead those read, so that a crafted file cannot make a reader
+// decode without end.
+const (
+	maxChunk     = 1024
+	maxChunkRead = 1 << 16
+)
+
+// ixEntry is an index entry's position: stream time, then sequence.
+type ixEntry struct{ stored, seq uint64 }
+
+func (a ixEntry) cmp(b ixEntry) int {
+	if c := cmp.Compare(a.stored, b.stored); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+// appendChunk appends the chunk value of es (es[0] is the key's).
+func appendChunk(b []byte, es []ixEntry) []byte {
+	for i := 1; i < len(es); i++ {
+		b = binary.AppendUvarint(b, es[i].stored-es[i-1].stored)
+		b = binary.AppendUvarint(b, es[i].seq-es[i-1].seq)
+	}
+	return b
+}
+
+// errBadChunk is a chunk value that does not decode.
+var errBadChunk = errors.New("unreadable chunk of index entries")
+
+// decodeChunk appends first and the entries of chunk value v to dst.
+func decodeChunk(dst []ixEntry, first ixEntry, v []byte) ([]ixEntry, error) {
+	dst = append(dst, first)
+	prev, n := first, 1
+	for len(v) > 0 {
+		ds, k := binary.Uvarint(v)
+		if k <= 0 {
+			return dst, errBadChunk
+		}
+		v = v[k:]
+		dq, k := binary.Uvarint(v)
+		if k <= 0 || dq == 0 {
+			return dst, errBadChunk
+		}
+		v = v[k:]
+		e := ixEntry{prev.stored + ds, prev.seq + dq}
+		if e.stored < prev.stored || e.seq < prev.seq {
+			return dst, errBadChunk // wrapped around
+		}
+		if n++; n > maxChunkRead {
+			return dst, errBadChunk
+		}
+		dst = append(dst, e)
+		prev = e
+	}
+	return dst, nil
+}
+
+// entryKey appends an index key: prefix, then e.
+func entryKey(b, prefix []byte, e ixEntry) []byte {
+	return appendTimeSeq(append(b, prefix...), e.stored, e.seq)
+}
+
+// inRun reports whether k is an index key of the run prefix.
+func inRun(k, prefix []byte) bool {
+	return len(k) == len(prefix)+16 && bytes.HasPrefix(k, prefix)
+}
+
+// writeRun adds entries es (in sequence order) to the run prefix of b.
+func writeRun(b *bolt.Bucket, prefix []byte, es []ixEntry) error {
+	ordered := true
+	for i := 1; i < len(es); i++ {
+		if es[i].stored < es[i-1].stored {
+			ordered = false
+			break
+		}
+	}
+	if ordered {
+		last, ok := runLast(b, prefix)
+		if !ok || last.cmp(es[0]) < 0 {
+			for len(es) > 0 {
+				n := min(len(es), maxChunk)
+				if err := b.Put(entryKey(nil, prefix, es[0]), appendChunk([]byte{}, es[:n])); err != nil {
+					return err
+				}
+				es = es[n:]
+			}
+			return nil
+		}
+	}
+	for _, e := range es {
+		if err := putSingle(b, prefix, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runLast returns the last entry of the run prefix in b; ok is false when
+// the run is empty, or its last chunk does not decode (the caller then
+// writes one key per entry).
+func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, ok bool) {
+	c := b.Cursor()
+	end := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 17)...)
+	k, v := c.Seek(end)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if !inRun(k, prefix) {
+		return ixEntry{}, false
+	}
+	_, stored, seq, _ := splitIndexKey(k)
+	es, err := decodeChunk(nil, ixEntry{stored, seq}, v)
+	if err != nil {
+		return ixEntry{}, false
+	}
+	return es[len(es)-1], true
+}
+
+// putSingle puts e as a key of its own, first splitting the chunk whose
+// entries it would fall between into keys of their own.
+func putSingle(b *bolt.Bucket, prefix []byte, e ixEntry) error {
+	key := entryKey(nil, prefix, e)
+	c := b.Cursor()
+	k, _ := c.Seek(key)
+	var v []byte
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if inRun(k, prefix) && len(v) > 0 {
+		_, stored, seq, _ := splitIndexKey(k)
+		// A chunk that does not decode is left as it is, for verify to
+		// name.
+		if es, err := decodeChunk(nil, ixEntry{stored, seq}, v); err == nil && es[len(es)-1].cmp(e) > 0 {
+			// Each of its entries becomes a key of its own; the first
+			// is the chunk's own key, its value now empty.
+			for _, x := range es {
+				if err := b.Put(entryKey(nil, prefix, x), []byte{}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return b.Put(key, []byte{})
 }
 
 // evict deletes the oldest records and their index entries while more

@@ -218,57 +218,112 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 	return []source{newSource(tx.Bucket(k.ix[ixTime]), nil, lo, hi, q.Reverse)}
 }
 
-// source walks one run of index keys, prefix + [lo, hi] in time.
+// source walks one run of index entries, prefix + [lo, hi] in time: its
+// keys in order, and the entries of each (one, or a chunk's).
 type source struct {
 	c        *bolt.Cursor
 	prefix   []byte
-	lo, hi   []byte
+	lo, hi   ixEntry
 	reverse  bool
-	key      []byte
+	es       []ixEntry // the entries of the key at the cursor
+	at       int       // the current one
 	stored   uint64
 	seq      uint64
 	finished bool
 }
 
 func newSource(b *bolt.Bucket, prefix []byte, lo, hi uint64, reverse bool) source {
-	s := source{c: b.Cursor(), prefix: prefix, reverse: reverse}
-	s.lo = appendTimeSeq(append([]byte{}, prefix...), lo, 0)
-	s.hi = appendTimeSeq(append([]byte{}, prefix...), hi, math.MaxUint64)
-	return s
+	return source{c: b.Cursor(), prefix: prefix, reverse: reverse,
+		lo: ixEntry{lo, 0}, hi: ixEntry{hi, math.MaxUint64}}
 }
 
 func (s *source) start() {
 	if !s.reverse {
-		s.key, _ = s.c.Seek(s.lo)
-	} else {
-		s.key, _ = s.c.Seek(s.hi)
-		switch {
-		case s.key == nil:
-			s.key, _ = s.c.Last()
-		case bytes.Compare(s.key, s.hi) > 0:
-			s.key, _ = s.c.Prev()
+		// The key before the first from lo may be a chunk holding
+		// entries from lo on.
+		from := entryKey(nil, s.prefix, s.lo)
+		k, _ := s.c.Seek(from)
+		var pk, pv []byte
+		if k == nil {
+			pk, pv = s.c.Last()
+		} else {
+			pk, pv = s.c.Prev()
 		}
+		if s.load(pk, pv) && s.es[len(s.es)-1].cmp(s.lo) >= 0 {
+			for s.es[s.at].cmp(s.lo) < 0 {
+				s.at++
+			}
+			s.set()
+			return
+		}
+		k, v := s.c.Seek(from)
+		if s.load(k, v) {
+			s.set()
+		}
+		return
 	}
-	s.load()
+	to := entryKey(nil, s.prefix, s.hi)
+	k, v := s.c.Seek(to)
+	switch {
+	case k == nil:
+		k, v = s.c.Last()
+	case bytes.Compare(k, to) > 0:
+		k, v = s.c.Prev()
+	}
+	if s.load(k, v) {
+		s.at = len(s.es) - 1
+		for s.at > 0 && s.es[s.at].cmp(s.hi) > 0 {
+			s.at--
+		}
+		s.set()
+	}
 }
 
 func (s *source) next() {
 	if s.reverse {
-		s.key, _ = s.c.Prev()
-	} else {
-		s.key, _ = s.c.Next()
+		if s.at--; s.at >= 0 {
+			s.set()
+			return
+		}
+		if k, v := s.c.Prev(); s.load(k, v) {
+			s.at = len(s.es) - 1
+			s.set()
+		}
+		return
 	}
-	s.load()
+	if s.at++; s.at < len(s.es) {
+		s.set()
+		return
+	}
+	if k, v := s.c.Next(); s.load(k, v) {
+		s.set()
+	}
 }
 
-func (s *source) load() {
-	k := s.key
-	if k == nil || len(k) != len(s.prefix)+16 || !bytes.HasPrefix(k, s.prefix) ||
-		bytes.Compare(k, s.lo) < 0 || bytes.Compare(k, s.hi) > 0 {
+// load reads the key at the cursor and its entries, with the first
+// current; it reports false, and finishes the source, when the key is not
+// of the run. A chunk that does not decode gives the entries read before
+// the fault (verify names it).
+func (s *source) load(k, v []byte) bool {
+	if !inRun(k, s.prefix) {
+		s.finished = true
+		return false
+	}
+	_, stored, seq, _ := splitIndexKey(k)
+	s.es, _ = decodeChunk(s.es[:0], ixEntry{stored, seq}, v)
+	s.at, s.finished = 0, false
+	return true
+}
+
+// set makes entry at current, or finishes the source when it is out of
+// [lo, hi].
+func (s *source) set() {
+	e := s.es[s.at]
+	if e.cmp(s.lo) < 0 || e.cmp(s.hi) > 0 {
 		s.finished = true
 		return
 	}
-	_, s.stored, s.seq, _ = splitIndexKey(k)
+	s.stored, s.seq = e.stored, e.seq
 }
 
 func (s *source) valid() bool { return !s.finished }

@@ -32,8 +32,15 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// formatTag marks a remaphore-audit database in its meta bucket.
-const formatTag = "remaphore-audit/1"
+// formatTag marks a remaphore-audit database in its meta bucket. Format 2
+// may hold chunks of index entries (see index.go); format 1 has one key
+// per entry and is read as it is. The first write to a format 1 file
+// marks it format 2, so that an older remaphore-audit, which would miss
+// the entries in chunks, refuses it instead of answering queries wrong.
+const (
+	formatTag   = "remaphore-audit/2"
+	formatTagV1 = "remaphore-audit/1"
+)
 
 // Bucket names. Accepted and refused records each have a record bucket
 // keyed by the 8-byte big-endian stream sequence, and the same set of index
@@ -158,8 +165,8 @@ func (s *Store) init() error {
 			}
 			return nil
 		}
-		if f := m.Get(metaFormat); string(f) != formatTag {
-			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q", ErrNotAudit, s.path, f, formatTag)
+		if f := string(m.Get(metaFormat)); f != formatTag && f != formatTagV1 {
+			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q and %q", ErrNotAudit, s.path, f, formatTagV1, formatTag)
 		}
 		complete = tx.Bucket(bucketCount) != nil && tx.Bucket(bucketGap) != nil
 		for _, k := range kinds {
@@ -448,6 +455,16 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 		res.Last = last
 		if res.Accepted+res.Rejected+res.Gaps == 0 {
 			return nil
+		}
+		if string(m.Get(metaFormat)) != formatTag {
+			if err := m.Put(metaFormat, []byte(formatTag)); err != nil {
+				return err
+			}
+		}
+		for _, w := range w {
+			if err := w.flush(); err != nil {
+				return err
+			}
 		}
 		// Evict the oldest refused records beyond the caps. The chain of
 		// refused records then starts at the anchor: the evicted record

@@ -143,10 +143,10 @@ type verifyJob struct {
 // last link.
 func verifyKind(tx *bolt.Tx, k *kind, prev link, add func(Problem)) (uint64, link) {
 	rec := tx.Bucket(k.rec)
-	var ix [numIx]*bolt.Cursor
-	var ixCount [numIx]uint64
+	var ix [numIx]*ixFinder
+	var ixCount, ixMissing [numIx]uint64
 	for i := range ix {
-		ix[i] = tx.Bucket(k.ix[i]).Cursor()
+		ix[i] = &ixFinder{c: tx.Bucket(k.ix[i]).Cursor()}
 	}
 	problem := func(seq uint64, what, format string, args ...any) {
 		add(Problem{Kind: k.name, Seq: seq, What: what, Detail: fmt.Sprintf(format, args...)})
@@ -212,7 +212,8 @@ func verifyKind(tx *bolt.Tx, k *kind, prev link, add func(Problem)) (uint64, lin
 				continue
 			}
 			ixCount[i]++
-			if got, _ := ix[i].Seek(keyBuf); !bytes.Equal(got, keyBuf) {
+			if !ix[i].has(keyBuf) {
+				ixMissing[i]++
 				problem(seq, "index", "no entry in the %s index", ixNames[i])
 			}
 		}
@@ -229,28 +230,112 @@ func verifyKind(tx *bolt.Tx, k *kind, prev link, add func(Problem)) (uint64, lin
 	wg.Wait()
 
 	// Entries that point to no record: counted first, named when the
-	// counts disagree.
+	// counts disagree or a record's entry was missing (an entry moved
+	// elsewhere keeps the count). The count reads every chunk, and checks
+	// that the entries are in order: a chunk overlapping another entry
+	// would make queries return records out of order.
 	for i := range ix {
 		b := tx.Bucket(k.ix[i])
-		if got := uint64(b.Stats().KeyN); got == ixCount[i] {
+		got, bad := countEntries(b, func(key []byte, format string, args ...any) {
+			_, _, seq, _ := splitIndexKey(key)
+			problem(seq, "index", "the %s index %s", ixNames[i], fmt.Sprintf(format, args...))
+		})
+		if got == ixCount[i] && !bad && ixMissing[i] == 0 {
 			continue
 		}
 		c := b.Cursor()
-		for key, _ := c.First(); key != nil; key, _ = c.Next() {
-			_, _, seq, ok := splitIndexKey(key)
-			v := rec.Get(seqKey(seq))
-			if !ok || v == nil {
-				problem(seq, "index", "the %s index holds an entry (%x) for a record that is not there", ixNames[i], key)
+		var es []ixEntry
+		for key, v := c.First(); key != nil; key, v = c.Next() {
+			prefix, stored, seq, ok := splitIndexKey(key)
+			if !ok {
+				problem(0, "index", "the %s index holds a key of %d bytes (%x)", ixNames[i], len(key), key)
 				continue
 			}
-			if r, err := decodeRecord(v, false); err == nil {
-				if want, ok := indexKey(nil, r, i); !ok || !bytes.Equal(want, key) {
-					problem(seq, "index", "the %s index holds an entry (%x) that does not match the record", ixNames[i], key)
+			es, _ = decodeChunk(es[:0], ixEntry{stored, seq}, v)
+			for _, e := range es {
+				ekey := entryKey(nil, prefix, e)
+				v := rec.Get(seqKey(e.seq))
+				if v == nil {
+					problem(e.seq, "index", "the %s index holds an entry (%x) for a record that is not there", ixNames[i], ekey)
+					continue
+				}
+				if r, err := decodeRecord(v, false); err == nil {
+					if want, ok := indexKey(nil, r, i); !ok || !bytes.Equal(want, ekey) {
+						problem(e.seq, "index", "the %s index holds an entry (%x) that does not match the record", ixNames[i], ekey)
+					}
 				}
 			}
 		}
 	}
 	return n, prev
+}
+
+// ixFinder looks up index entries, in keys of their own or in chunks; it
+// keeps the chunks it decoded, as records read in sequence order meet the
+// same few chunks again and again.
+type ixFinder struct {
+	c      *bolt.Cursor
+	chunks map[string][]ixEntry
+}
+
+// has reports whether the entry with key is in the index.
+func (f *ixFinder) has(key []byte) bool {
+	k, _ := f.c.Seek(key)
+	if bytes.Equal(k, key) {
+		return true
+	}
+	var v []byte
+	if k == nil {
+		k, v = f.c.Last()
+	} else {
+		k, v = f.c.Prev()
+	}
+	prefix, stored, seq, ok := splitIndexKey(key)
+	if !ok || !inRun(k, prefix) || len(v) == 0 {
+		return false
+	}
+	es, hit := f.chunks[string(k)]
+	if !hit {
+		_, cs, cq, _ := splitIndexKey(k)
+		es, _ = decodeChunk(nil, ixEntry{cs, cq}, v)
+		if f.chunks == nil || len(f.chunks) >= 64 {
+			f.chunks = map[string][]ixEntry{}
+		}
+		f.chunks[string(k)] = es
+	}
+	want := ixEntry{stored, seq}
+	_, found := slices.BinarySearchFunc(es, want, ixEntry.cmp)
+	return found
+}
+
+// countEntries returns the number of entries in index bucket b, and
+// whether a key or chunk was unreadable or out of order, each told to
+// problem.
+func countEntries(b *bolt.Bucket, problem func(key []byte, format string, args ...any)) (n uint64, bad bool) {
+	c := b.Cursor()
+	var es []ixEntry
+	var prevPrefix []byte
+	var prev ixEntry
+	for key, v := c.First(); key != nil; key, v = c.Next() {
+		prefix, stored, seq, ok := splitIndexKey(key)
+		if !ok {
+			bad = true
+			continue
+		}
+		var err error
+		es, err = decodeChunk(es[:0], ixEntry{stored, seq}, v)
+		if err != nil {
+			problem(key, "holds an unreadable chunk at %x: %v", key, err)
+			bad = true
+		}
+		if bytes.Equal(prefix, prevPrefix) && es[0].cmp(prev) <= 0 {
+			problem(key, "holds entries out of order at %x: a chunk before it reaches past it", key)
+			bad = true
+		}
+		n += uint64(len(es))
+		prevPrefix, prev = append(prevPrefix[:0], prefix...), es[len(es)-1]
+	}
+	return n, bad
 }
 
 // verifiers keeps one signature verifier per sender key met in a verify

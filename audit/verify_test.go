@@ -138,7 +138,9 @@ func TestVerify_DeletedRecordIsAGap(t *testing.T) {
 			r, _ := decodeRecord(w.rec.Get(seqKey(seq)), true)
 			for i := range w.ix {
 				if k, ok := indexKey(nil, r, i); ok {
-					w.ix[i].Delete(k)
+					if err := deleteIndexEntry(w.ix[i], k); err != nil {
+						return err
+					}
 				}
 			}
 			w.rec.Delete(seqKey(seq))
