@@ -76,6 +76,17 @@ func TestChunkedIndexesAnswerAsTheRecordsSay(t *testing.T) {
 			if c.stepBack == 0 {
 				assertChunks(t, s)
 			}
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, last := all[0].Stored, all[0].Stored
+			for _, r := range all {
+				first, last = minTime(first, r.Stored), maxTime(last, r.Stored)
+			}
+			if !st.First.Equal(first) || !st.Last.Equal(last) {
+				t.Errorf("stats: first %s last %s, want %s and %s", st.First, st.Last, first, last)
+			}
 			rng := rand.New(rand.NewPCG(seed, 99))
 			lo, hi := all[0].Stored, all[0].Stored
 			for _, r := range all {
@@ -160,9 +171,9 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// assertChunks checks that the writer did chunk the value indexes (most
-// keys hold many entries) and kept one key per entry in the time and uuid
-// indexes.
+// assertChunks checks that the writer did chunk the accepted records'
+// indexes (most keys hold many entries) but the uuid index, which keeps
+// one key per entry.
 func assertChunks(t *testing.T, s *Store) {
 	t.Helper()
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -173,9 +184,9 @@ func assertChunks(t *testing.T, s *Store) {
 			switch {
 			case bad:
 				t.Errorf("%s index: unreadable or out of order", ixNames[i])
-			case chunked(i) && keys*4 > n:
+			case chunked(kindAccepted, i) && keys*4 > n:
 				t.Errorf("%s index: %d keys for %d entries: not chunked", ixNames[i], keys, n)
-			case !chunked(i) && keys != n:
+			case !chunked(kindAccepted, i) && keys != n:
 				t.Errorf("%s index: %d keys for %d entries", ixNames[i], keys, n)
 			}
 		}

@@ -34,14 +34,16 @@ import (
 // in order and each chunk's entries in order reads the entries in order,
 // forwards and backwards.
 //
-// The writer (format 2) puts the entries a transaction adds to the verb,
-// sender, peer and destination indexes in chunks: a few values take most
-// records, and one put per value and transaction instead of one per record
-// is most of the single writer's work saved (BenchmarkAppend). The uuid
-// and time indexes, whose values hardly repeat, keep one key per entry. A
-// transaction whose entries for a value do not all come after that value's
-// last entry (the stream's clock went back) writes them one key each,
-// and splits any chunk one of them falls into.
+// The writer (format 2) puts the entries a transaction adds to the
+// accepted records' time, verb, sender, peer and destination indexes in
+// chunks: a few values take most records, and one put per value and
+// transaction instead of one per record and index is most of the single
+// writer's work saved (BenchmarkAppend). The uuid index, whose values
+// hardly repeat, keeps one key per entry, and so do the refused records'
+// indexes (eviction deletes entries by key). A transaction whose entries
+// for a value do not all come after that value's last entry (the stream's
+// clock went back) writes them one key each, and splits any chunk one of
+// them falls into.
 const (
 	ixTime = iota
 	ixVerb
@@ -213,13 +215,15 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 		return err
 	}
 	for i := range w.ix {
-		if chunked(i) {
+		if chunked(w.k, i) {
 			val := indexValue(r, i)
 			if val == nil {
 				continue
 			}
 			start := len(a)
-			a = appendValuePrefix(a, val)
+			if i != ixTime {
+				a = appendValuePrefix(a, val)
+			}
 			if w.runs[i] == nil {
 				w.runs[i] = map[string][]ixEntry{}
 			}
@@ -253,8 +257,12 @@ func (w *kindTx) flush() error {
 	return nil
 }
 
-// chunked reports whether the writer puts index i's entries in chunks.
-func chunked(i int) bool { return i == ixVerb || i == ixSender || i == ixPeer || i == ixDest }
+// chunked reports whether the writer puts the entries of kind k's index i
+// in chunks. Refused records are evicted one by one, with their entries
+// deleted by key: their time index keeps one key per entry.
+func chunked(k *kind, i int) bool {
+	return k == kindAccepted && i != ixUUID
+}
 
 // maxChunk bounds the entries of one chunk written (a few KiB), and
 // maxChunkRead those read, so that a crafted file cannot make a reader

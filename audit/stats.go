@@ -79,9 +79,14 @@ func (s *Store) Stats() (*Stats, error) {
 					st.First = time.Unix(0, int64(ns))
 				}
 			}
-			if key, _ := c.Last(); key != nil {
-				if _, ns, _, ok := splitIndexKey(key); ok && time.Unix(0, int64(ns)).After(st.Last) {
-					st.Last = time.Unix(0, int64(ns))
+			if key, v := c.Last(); key != nil {
+				// The last key may be a chunk: its last entry is the
+				// latest.
+				if _, ns, seq, ok := splitIndexKey(key); ok {
+					es, _ := decodeChunk(nil, ixEntry{ns, seq}, v)
+					if ns := es[len(es)-1].stored; time.Unix(0, int64(ns)).After(st.Last) {
+						st.Last = time.Unix(0, int64(ns))
+					}
 				}
 			}
 		}
