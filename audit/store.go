@@ -247,6 +247,17 @@ type Entry struct {
 	bodySize uint64
 	bodySHA  [HashSize]byte
 	bounded  bool
+
+	// sealed, when set by a [Sealer], is the record encoded ahead of the
+	// transaction on the assumption that the chain's head is sealed.prev.
+	sealed *sealed
+}
+
+// sealed is an entry's record encoded ahead of Append.
+type sealed struct {
+	rec   Record // with its link and hash
+	value []byte
+	prev  link
 }
 
 // Bound makes a refused entry what its record keeps: the body's size and
@@ -294,6 +305,61 @@ func (e *Entry) fillRecord(r *Record) {
 	r.setFields(e.Env)
 	if !r.Decoded {
 		r.SenderDest = ""
+	}
+}
+
+// Sealer encodes and hashes records ahead of [Store.Append], on another
+// goroutine than the single writer's: their chain links are those the
+// entries will have if nothing else is written between (Append checks each
+// link against the chain's head, and encodes again any that does not
+// match). A Sealer starts at a store's heads ([Store.Sealer]) and must see
+// every entry later appended, in order.
+type Sealer struct {
+	heads [2]link
+}
+
+// Sealer returns a Sealer starting at the store's chain heads.
+func (s *Store) Sealer() (*Sealer, error) {
+	z := &Sealer{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		z.heads = [2]link{readLink(m, metaHeadA), readLink(m, metaHeadR)}
+		return nil
+	})
+	return z, err
+}
+
+// Seal encodes each entry's record (gaps aside) into one buffer of its
+// own.
+func (z *Sealer) Seal(entries []Entry) {
+	size := 0
+	for i := range entries {
+		e := &entries[i]
+		e.Bound()
+		size += len(e.Body) + len(e.HeaderID) + len(e.Detail) + 512
+		if e.Env != nil {
+			size += len(e.Env.Payload)
+		}
+	}
+	buf := make([]byte, 0, size)
+	for i := range entries {
+		e := &entries[i]
+		if e.Gap != nil {
+			continue
+		}
+		k := 0
+		if e.Reason != policy.ReasonAccepted {
+			k = 1
+		}
+		zs := &sealed{prev: z.heads[k]}
+		r := &zs.rec
+		e.fillRecord(r)
+		r.PrevSeq, r.PrevHash = zs.prev.seq, zs.prev.hash
+		start := len(buf)
+		buf, r.Hash = appendRecord(buf, r)
+		zs.value = buf[start:len(buf):len(buf)]
+		e.sealed = zs
+		z.heads[k] = link{r.Seq, r.Hash}
 	}
 }
 
@@ -427,28 +493,34 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 				res.Skipped++
 				continue
 			}
-			r := &rec
-			e.fillRecord(r)
 			k := 0
-			if !r.Accepted() {
+			if e.Reason != policy.ReasonAccepted {
 				k = 1
 			}
-			r.PrevSeq, r.PrevHash = heads[k].seq, heads[k].hash
-			start := len(arena)
-			var h [HashSize]byte
-			arena, h = appendRecord(arena, r)
-			r.Hash = h
-			if err := w[k].put(r, arena[start:len(arena):len(arena)], &arena); err != nil {
+			var r *Record
+			var value []byte
+			if z := e.sealed; z != nil && z.prev == heads[k] {
+				// Encoded and hashed ahead, on the chain as it is.
+				r, value = &z.rec, z.value
+			} else {
+				r = &rec
+				e.fillRecord(r)
+				r.PrevSeq, r.PrevHash = heads[k].seq, heads[k].hash
+				start := len(arena)
+				arena, r.Hash = appendRecord(arena, r)
+				value = arena[start:len(arena):len(arena)]
+			}
+			if err := w[k].put(r, value, &arena); err != nil {
 				return err
 			}
-			heads[k] = link{r.Seq, h}
+			heads[k] = link{r.Seq, r.Hash}
 			counts[k]++
 			countRecord(&deltas, kinds[k], r, 1)
 			if k == 0 {
 				res.Accepted++
 			} else {
 				res.Rejected++
-				rbytes += uint64(len(arena) - start)
+				rbytes += uint64(len(value))
 			}
 			last, lastTime = r.Seq, r.Stored
 		}

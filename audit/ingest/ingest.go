@@ -244,6 +244,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	sealer, err := s.Sealer()
+	if err != nil {
+		return err
+	}
 	w.close()
 	// The replay caches as they were before a restart.
 	pool.decide(primer)
@@ -273,7 +277,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		w.close()
 	}
 
-	in := &ingester{o: o, pool: pool, w: w, log: o.Logger, stream: st, owner: owner, fetchBytes: DefaultFetchBytes}
+	in := &ingester{o: o, pool: pool, w: w, log: o.Logger, stream: st, owner: owner, sealer: sealer, fetchBytes: DefaultFetchBytes}
 	if m := int(info.Config.MaxMsgSize); m > 0 {
 		// Room for two of the largest messages the stream holds.
 		in.fetchBytes = min(max(in.fetchBytes, 2*m+64<<10), maxFetchBytes)
@@ -318,6 +322,9 @@ type ingester struct {
 	log    *slog.Logger
 	stream jetstream.Stream
 	owner  string // this database's auditor id, the consumer's owner tag
+	// sealer encodes and hashes the records on the collector's goroutine,
+	// so that the single writer only puts and commits them.
+	sealer *audit.Sealer
 
 	// fetchBytes bounds one fetch; budget bounds the bytes fetched and
 	// not yet committed.
@@ -659,6 +666,7 @@ func (in *ingester) decide(ctx context.Context, inC <-chan fetched, out chan<- c
 				p.c.entries = append(p.c.entries, p.gaps...)
 				slices.SortStableFunc(p.c.entries, func(a, b audit.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 			}
+			in.sealer.Seal(p.c.entries)
 			select {
 			case out <- p.c:
 			case <-ctx.Done():
