@@ -333,7 +333,7 @@ func TestMain(m *testing.M) {
 
 // BenchmarkAppend is the auditor's single writer alone: Store.Append of
 // accepted records (real envelopes, 3 senders and verbs, one uuid each) in
-// batches of 500 (one fetch) and 2000 (a full group commit), with fsync,
+// batches of 500 (one fetch) to 8000 (the largest group commit), with fsync,
 // into a store that already holds AUDIT_BENCH_APPEND_BASE records
 // (default 100000). rec/s is the most the writer can take whatever the
 // number of cores; busy-µs/rec is the wall time a record holds it.
@@ -347,10 +347,13 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 	// Sealed ahead, as the auditor does on another goroutine: what is
-	// left to the writer.
-	b.Run("batch-2000-sealed", func(b *testing.B) {
-		benchAppend(b, 2000, envInt("AUDIT_BENCH_APPEND_BASE", 100_000), true)
-	})
+	// left to the writer, at one fetch, a few, and the largest group
+	// commit (a writer that has fallen behind).
+	for _, batch := range []int{500, 2000, 8000} {
+		b.Run(fmt.Sprintf("batch-%d-sealed", batch), func(b *testing.B) {
+			benchAppend(b, batch, envInt("AUDIT_BENCH_APPEND_BASE", 100_000), true)
+		})
+	}
 }
 
 func benchAppend(b *testing.B, batch, base int, seal bool) {
@@ -394,7 +397,7 @@ func benchAppend(b *testing.B, batch, base int, seal bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const perOp = 20_000 // records per b.N: enough commits to average fsyncs
+	perOp := max(20_000, 4*batch) // records per b.N: enough commits to average fsyncs
 	var busy, cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
