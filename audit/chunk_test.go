@@ -388,7 +388,7 @@ func TestFormatOfALaterVersionIsRefused(t *testing.T) {
 	})
 	s.Close()
 	_, err := Open(s.Path(), Options{ReadOnly: true})
-	if !errors.Is(err, ErrNotAudit) || !strings.Contains(err.Error(), `holds format "remaphore-audit/3"`) {
+	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), `holds format "remaphore-audit/3"`) {
 		t.Fatalf("open: %v", err)
 	}
 	rawReopen(t, s)

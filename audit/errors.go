@@ -20,6 +20,9 @@ var (
 	// ErrNotAudit: the file is not a remaphore-audit database (another
 	// bbolt file, another format version, or not bbolt at all).
 	ErrNotAudit = errors.New("not a remaphore-audit database")
+	// ErrNewerFormat: a remaphore-audit database of a format this version
+	// does not know: a later remaphore-audit wrote it.
+	ErrNewerFormat = errors.New("audit database of a later format")
 	// ErrCorrupt: a stored record or meta value that does not parse.
 	ErrCorrupt = errors.New("corrupt audit record")
 	// ErrReadOnly: a write on a store opened read-only.

@@ -165,7 +165,11 @@ func (s *Store) init() error {
 			}
 			return nil
 		}
-		if f := string(m.Get(metaFormat)); f != formatTag && f != formatTagV1 {
+		switch f := string(m.Get(metaFormat)); {
+		case f == formatTag || f == formatTagV1:
+		case strings.HasPrefix(f, "remaphore-audit/"):
+			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q and %q", ErrNewerFormat, s.path, f, formatTagV1, formatTag)
+		default:
 			return fmt.Errorf("%w: %s holds format %q, this remaphore-audit reads %q and %q", ErrNotAudit, s.path, f, formatTagV1, formatTag)
 		}
 		complete = tx.Bucket(bucketCount) != nil && tx.Bucket(bucketGap) != nil

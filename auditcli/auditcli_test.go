@@ -471,3 +471,30 @@ func TestRun_DatabaseDirectoryMissing(t *testing.T) {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 }
+
+// TestLaterFormatIsNamed: a database a later remaphore-audit wrote is
+// refused by every reading command with what to do, not as "not a
+// remaphore-audit database".
+func TestLaterFormatIsNamed(t *testing.T) {
+	f := newFixture(t)
+	setFormat := func(tag string) {
+		db, err := bolt.Open(f.db, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte(tag)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setFormat("remaphore-audit/9")
+	defer setFormat("remaphore-audit/2") // for the fixture's own check
+	for _, args := range [][]string{{"query"}, {"tail"}, {"verify"}, {"stats"}, {"receipts", "-uuid", "x"}} {
+		cmd := args[0]
+		r := run(t, append(args, "-db", f.db)...)
+		if r.code != ExitBackend || !strings.Contains(r.stderr, `holds format "remaphore-audit/9"`) ||
+			!strings.Contains(r.stderr, "hint: a later remaphore-audit wrote this file") {
+			t.Errorf("%s: exit %d, stderr:\n%s", cmd, r.code, r.stderr)
+		}
+	}
+}

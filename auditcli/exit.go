@@ -44,6 +44,8 @@ func codeOf(err error) (int, string) {
 		return ExitBackend, "create the database's directory (StateDirectory= in a systemd unit), or change audit_db in the config or -db"
 	case errors.Is(err, fs.ErrPermission):
 		return ExitBackend, "the database file and its directory must be writable by the user running remaphore-audit run (readable for the other commands)"
+	case errors.Is(err, audit.ErrNewerFormat):
+		return ExitBackend, "a later remaphore-audit wrote this file: run that version (remaphore-audit -version says which this is)"
 	case errors.Is(err, audit.ErrNotAudit), errors.Is(err, audit.ErrCorrupt):
 		return ExitBackend, "check -db (or audit_db in the config): it must name a file written by remaphore-audit run"
 	}
