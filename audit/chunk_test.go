@@ -416,3 +416,31 @@ func rawReopen(t *testing.T, s *Store) {
 	}
 	s.db = db
 }
+
+// TestAppendAfterAnUnreadableChunk: when the last chunk of a value does
+// not decode (the file was tampered with), later entries of that value
+// go in keys of their own: the chunk is left for verify to name, and
+// nothing new is lost or out of order.
+func TestAppendAfterAnUnreadableChunk(t *testing.T) {
+	s := chainStore(t)
+	rawUpdate(t, s, func(tx *bolt.Tx) error {
+		k, _ := verbChunk(t, tx)
+		return tx.Bucket(kindAccepted.ix[ixVerb]).Put(k, []byte{0x80})
+	})
+	k := testKey(t, 1)
+	var more []Entry
+	for seq := uint64(14); seq <= 20; seq++ {
+		more = append(more, msgEntry(t, seq, k))
+	}
+	mustAppend(t, s, more...)
+	if got := seqs(t, s, Query{Verb: "ping", Since: t0.Add(14 * time.Second)}); !slices.Equal(got, []uint64{14, 15, 16, 17, 18, 19, 20}) {
+		t.Errorf("new entries: %v", got)
+	}
+	ps := verifyProblems(t, s)
+	for _, p := range ps {
+		if p.What != "index" || p.Seq > 10 {
+			t.Errorf("problem beyond the tampered chunk: %v", p)
+		}
+	}
+	only(t, ps, "index", 1, "unreadable chunk")
+}

@@ -182,7 +182,7 @@ type kindTx struct {
 	ix  [numIx]*bolt.Bucket
 	// runs holds the entries of the chunked indexes, by index and value
 	// prefix, in the order put, until flush writes them.
-	runs [numIx]map[string][]ixEntry
+	runs [numIx]map[string]*[]ixEntry
 }
 
 func openKind(tx *bolt.Tx, k *kind) *kindTx {
@@ -225,11 +225,17 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 				a = appendValuePrefix(a, val)
 			}
 			if w.runs[i] == nil {
-				w.runs[i] = map[string][]ixEntry{}
+				w.runs[i] = map[string]*[]ixEntry{}
 			}
-			p := string(a[start:])
+			// Looked up without making a string of the prefix: only a
+			// value's first record in the transaction allocates one.
+			es := w.runs[i][string(a[start:])]
+			if es == nil {
+				es = new([]ixEntry)
+				w.runs[i][string(a[start:])] = es
+			}
+			*es = append(*es, ixEntry{unixNano(r.Stored), r.Seq})
 			a = a[:start]
-			w.runs[i][p] = append(w.runs[i][p], ixEntry{unixNano(r.Stored), r.Seq})
 			continue
 		}
 		start := len(a)
@@ -248,7 +254,7 @@ func (w *kindTx) put(r *Record, v []byte, arena *[]byte) error {
 func (w *kindTx) flush() error {
 	for i, runs := range w.runs {
 		for p, es := range runs {
-			if err := writeRun(w.ix[i], []byte(p), es); err != nil {
+			if err := writeRun(w.ix[i], []byte(p), *es); err != nil {
 				return err
 			}
 		}
@@ -346,8 +352,8 @@ func writeRun(b *bolt.Bucket, prefix []byte, es []ixEntry) error {
 		}
 	}
 	if ordered {
-		last, ok := runLast(b, prefix)
-		if !ok || last.cmp(es[0]) < 0 {
+		last, empty, ok := runLast(b, prefix)
+		if empty || ok && last.cmp(es[0]) < 0 {
 			for len(es) > 0 {
 				n := min(len(es), maxChunk)
 				if err := b.Put(entryKey(nil, prefix, es[0]), appendChunk([]byte{}, es[:n])); err != nil {
@@ -366,10 +372,11 @@ func writeRun(b *bolt.Bucket, prefix []byte, es []ixEntry) error {
 	return nil
 }
 
-// runLast returns the last entry of the run prefix in b; ok is false when
-// the run is empty, or its last chunk does not decode (the caller then
-// writes one key per entry).
-func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, ok bool) {
+// runLast returns the last entry of the run prefix in b, or empty when the
+// run has none; ok is false when its last chunk does not decode (the
+// caller then writes one key per entry, leaving the chunk for verify to
+// name).
+func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, empty, ok bool) {
 	c := b.Cursor()
 	end := append(append([]byte{}, prefix...), bytes.Repeat([]byte{0xff}, 17)...)
 	k, v := c.Seek(end)
@@ -379,14 +386,14 @@ func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, ok bool) {
 		k, v = c.Prev()
 	}
 	if !inRun(k, prefix) {
-		return ixEntry{}, false
+		return ixEntry{}, true, true
 	}
 	_, stored, seq, _ := splitIndexKey(k)
 	es, err := decodeChunk(nil, ixEntry{stored, seq}, v)
 	if err != nil {
-		return ixEntry{}, false
+		return ixEntry{}, false, false
 	}
-	return es[len(es)-1], true
+	return es[len(es)-1], false, true
 }
 
 // putSingle puts e as a key of its own, first splitting the chunk whose
