@@ -6,6 +6,14 @@
 // and only then acks it, and records the sequences the stream no longer
 // holds as gap records.
 //
+// The pipeline runs one goroutine per stage (fetch; decide; collect, which
+// also encodes and hashes the records with an [audit.Sealer]; commit and
+// ack) and the checkers on every core. The commit stage is the only one
+// no number of cores can spread (bbolt has one writer, each commit two
+// fsyncs), so everything that can be done before it is, and the batches
+// that queue while it writes go into its next transaction
+// (BENCHMARKS.md, "The auditor at width").
+//
 // Files: ingest.go is the pipeline (fetch, decide, commit and ack),
 // checkers.go the checker pool, consumer.go the consumer's name, owner tag
 // and the errors about it.
