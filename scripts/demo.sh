@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The quick start: a real NATS server with JetStream and nkey auth in a
 # temporary directory, fresh keys for an uploader and three downloaders,
-# and the spec's S3 hand-off, a refused verb, a destination filter and a
-# request with every answer, one of them failing (exit 4). Everything is
-# removed at the end.
+# the auditor recording every message, and the spec's S3 hand-off, a
+# refused verb, a destination filter and a request with every answer, one
+# of them failing (exit 4); then what the auditor recorded, and its check
+# of every signature. Everything is removed at the end.
 #
 #   scripts/demo.sh            run it (needs only Go)
 #   KEEP=1 scripts/demo.sh     keep the temporary directory to look at
@@ -22,9 +23,10 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-say "Building remaphore and the NATS server (go tool nats-server)"
+say "Building remaphore, remaphore-audit and the NATS server (go tool nats-server)"
 mkdir -p "$tmp/bin"
 go build -o "$tmp/bin/remaphore" ./cmd/remaphore
+go build -o "$tmp/bin/remaphore-audit" ./cmd/remaphore-audit
 go build -o "$tmp/bin/nats-server" github.com/nats-io/nats-server/v2
 go build -o "$tmp/bin/nk" github.com/nats-io/nkeys/nk
 export PATH="$tmp/bin:$PATH"
@@ -72,6 +74,17 @@ done
 echo "--- $tmp/dl-east.conf (without comments):"
 grep -v '^#' "$tmp/dl-east.conf" | grep -v '^$' | sed 's/^\([^ ]* \)[^ ]\{60,\} /\1<private key> /'
 
+# The auditor signs nothing: no identities, the four nodes as its peers
+# with what each may send, and its database.
+{
+	printf 'server: nats://127.0.0.1:%s\ncredentials: %s\ndestination: com.demo.audit\naudit_db: %s\n' \
+		"$port" "$tmp/nats.nk" "$tmp/audit.db"
+	echo "[ Peers ]"
+	echo "${dest[uploader]} ${pub[uploader]} [ping, deploy]"
+	for n in dl-east dl-west dl-paris; do echo "${dest[$n]} ${pub[$n]} [ping]"; done
+} > "$tmp/audit.conf"
+chmod 600 "$tmp/audit.conf"
+
 # wait_ready FILE...: until each receiver has logged that it is listening.
 wait_ready() {
 	for f in "$@"; do
@@ -88,13 +101,20 @@ start() {
 	pids+=($!)
 }
 results() {
-	wait "${pids[@]:1}" 2>/dev/null || true
+	wait "${pids[@]:2}" 2>/dev/null || true
 	for n in "$@"; do
 		printf '  %-9s exit %s  %s\n' "$n" "$(cat "$tmp/$n.rc")" "$(tr '\n' ' ' < "$tmp/$n.out")"
 		grep -h 'rejected message' "$tmp/$n.err" | sed 's/^/      log: /' || true
 	done
-	pids=("${pids[0]}")
+	pids=("${pids[@]:0:2}")
 }
+
+say "The auditor: records every message on the stream in its own database"
+remaphore-audit run -c "$tmp/audit.conf" -log info > "$tmp/audit.out" 2> "$tmp/audit.err" &
+pids+=($!)
+wait_ready "$tmp/audit.err"
+grep -q 'msg=ready' "$tmp/audit.err" || { echo "demo: the auditor did not start:" >&2; cat "$tmp/audit.err" >&2; exit 1; }
+echo "remaphore-audit run -c $tmp/audit.conf (database $tmp/audit.db)"
 
 say "1. The S3 hand-off: three downloaders wait for upload_done"
 for n in dl-east dl-west dl-paris; do
@@ -126,7 +146,17 @@ run remaphore -c "$tmp/uploader.conf" -r -t 10s -D 'com.demo.**' status || rc=$?
 echo "remaphore -r exited $rc: everyone answered, one with a non-zero exit code (4), so"
 echo "'remaphore -r status && deploy' would not deploy"
 [ "$rc" = 4 ] || { echo "demo: expected exit code 4 from -r, got $rc" >&2; exit 1; }
-wait "${pids[@]:1}" 2>/dev/null || true
-pids=("${pids[0]}")
+wait "${pids[@]:2}" 2>/dev/null || true
+pids=("${pids[@]:0:2}")
+
+say "5. What the auditor recorded (it lets readers in whenever it has caught up)"
+# Every message and reply above: 1 + 1 + 1 sends, 1 request, 3 replies.
+for _ in $(seq 100); do
+	n=$(remaphore-audit stats -c "$tmp/audit.conf" -json | sed -n 's/.*"accepted":\([0-9]*\).*/\1/p')
+	[ "${n:-0}" -ge 7 ] && break
+	sleep 0.1
+done
+run remaphore-audit query -c "$tmp/audit.conf"
+run remaphore-audit verify -c "$tmp/audit.conf"
 
 say "Done. Exit codes: 0 received/all answered 0, 1 timeout/responder missing, 2 usage/config, 3 NATS, 4 script failed/a responder answered non-zero."
