@@ -100,11 +100,16 @@ start() {
 	( set +e; remaphore -c "$tmp/$n.conf" -log info "$@" > "$tmp/$n.out" 2> "$tmp/$n.err"; echo $? > "$tmp/$n.rc" ) &
 	pids+=($!)
 }
+# results NODE=CODE...: each receiver's exit code and output; the demo
+# fails when a code is not the one the step shows.
 results() {
 	wait "${pids[@]:2}" 2>/dev/null || true
-	for n in "$@"; do
-		printf '  %-9s exit %s  %s\n' "$n" "$(cat "$tmp/$n.rc")" "$(tr '\n' ' ' < "$tmp/$n.out")"
+	for nc in "$@"; do
+		local n=${nc%=*} want=${nc#*=} got
+		got=$(cat "$tmp/$n.rc")
+		printf '  %-9s exit %s  %s\n' "$n" "$got" "$(tr '\n' ' ' < "$tmp/$n.out")"
 		grep -h 'rejected message' "$tmp/$n.err" | sed 's/^/      log: /' || true
+		[ "$got" = "$want" ] || { echo "demo: $n exited $got, expected $want" >&2; exit 1; }
 	done
 	pids=("${pids[@]:0:2}")
 }
@@ -122,19 +127,19 @@ for n in dl-east dl-west dl-paris; do
 done
 wait_ready "$tmp"/dl-*.err
 run remaphore -c "$tmp/uploader.conf" -s -u upload_done "bigfile is in s3://bucket/"
-results dl-east dl-west dl-paris
+results dl-east=0 dl-west=0 dl-paris=0
 
 say "2. A verb the downloaders do not allow: deploy is refused (exit 1 at -t)"
 for n in dl-east dl-west dl-paris; do start "$n" -o -t 2s; done
 wait_ready "$tmp"/dl-*.err
 run remaphore -c "$tmp/uploader.conf" -s -v deploy "rm -rf /"
-results dl-east dl-west dl-paris
+results dl-east=1 dl-west=1 dl-paris=1
 
 say "3. A destination filter: only com.demo.us.* acts"
 for n in dl-east dl-west dl-paris; do start "$n" -o -t 2s; done
 wait_ready "$tmp"/dl-*.err
 run remaphore -c "$tmp/uploader.conf" -s -D 'com.demo.us.*' "US hosts only"
-results dl-east dl-west dl-paris
+results dl-east=0 dl-west=0 dl-paris=1
 
 say "4. Request and response: every downloader answers with its script's output; paris fails"
 for n in dl-east dl-west dl-paris; do
@@ -156,6 +161,7 @@ for _ in $(seq 100); do
 	[ "${n:-0}" -ge 7 ] && break
 	sleep 0.1
 done
+[ "${n:-0}" = 7 ] || { echo "demo: the auditor recorded ${n:-0} accepted messages, expected 7" >&2; exit 1; }
 run remaphore-audit query -c "$tmp/audit.conf"
 run remaphore-audit verify -c "$tmp/audit.conf"
 
