@@ -157,7 +157,7 @@ pids=("${pids[@]:0:2}")
 say "5. What the auditor recorded (it lets readers in whenever it has caught up)"
 # Every message and reply above: 1 + 1 + 1 sends, 1 request, 3 replies.
 for _ in $(seq 100); do
-	n=$(remaphore-audit stats -c "$tmp/audit.conf" -json | sed -n 's/.*"accepted":\([0-9]*\).*/\1/p')
+	n=$(remaphore-audit stats -c "$tmp/audit.conf" -json | sed -n 's/^{"accepted":\([0-9]*\),.*/\1/p')
 	[ "${n:-0}" -ge 7 ] && break
 	sleep 0.1
 done
