@@ -170,7 +170,7 @@ func millis(d time.Duration) float64 { return math.Round(float64(d.Microseconds(
 
 // summaryJSON prints -r -json's last object.
 func (r *runner) summaryJSON(ctx context.Context, req *sign.Envelope, out *node.Outcome) error {
-	s := jsonSummary{Type: "summary", RequestID: req.ID, Expected: len(out.Expected), Answered: len(out.Answers),
+	s := jsonSummary{Type: "summary", RequestID: req.ID, Expected: len(out.Responders), Answered: len(out.Answers),
 		Missing: append([]string{}, out.Missing...), Failed: append([]string{}, out.Failed...)}
 	if !out.Complete() {
 		s.Reason = fmt.Sprint(context.Cause(ctx))

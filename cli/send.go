@@ -158,7 +158,7 @@ func (r *runner) request(ctx context.Context) (int, error) {
 // exit code of the outcome, or the signal's error when a signal ended the
 // wait.
 func (r *runner) exitOf(ctx context.Context, out *node.Outcome) (int, error) {
-	n := len(out.Expected)
+	n := len(out.Responders)
 	switch {
 	case !out.Complete():
 		if sig := signalOf(ctx); sig != nil {

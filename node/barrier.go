@@ -69,17 +69,19 @@ func maySendAny(have policy.Verbs, want *policy.Verbs) bool {
 // or there is nobody to wait for.
 var ErrBarrierSize = errors.New("barrier cannot complete")
 
-// Barrier counts accepted messages by distinct sender (peer key) until
-// Need of its candidates have sent one. It only counts what the policy
-// checker accepted: forgeries, unknown senders, verbs a peer may not
-// send and replays never reach it; a second message of a counted sender
-// (a retry, another UUID) does not count again.
+// Barrier counts accepted messages by distinct sender until Need of its
+// candidates have sent one. A sender is a destination: a node listed in
+// [ Peers ] with several keys (its several identities) counts once,
+// whichever of them it signs with. It only counts what the policy checker
+// accepted: forgeries, unknown senders, verbs a peer may not send and
+// replays never reach it; a second message of a counted sender (a retry,
+// another UUID, another of its keys) does not count again.
 type Barrier struct {
 	need       int
 	candidates map[sign.PublicKey]policy.Peer
-	order      []policy.Peer // candidates, as in the config
+	order      []string      // the candidates' destinations, each once, as in the config
 	arrived    []policy.Peer // counted senders, in arrival order
-	counted    map[sign.PublicKey]bool
+	counted    map[string]bool
 	last       policy.Verdict
 }
 
@@ -90,17 +92,17 @@ func NewBarrier(candidates []policy.Peer, need int) (*Barrier, error) {
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("%w: no peer may send a message that counts", ErrBarrierSize)
 	}
-	if need == BarrierAll {
-		need = len(candidates)
-	}
-	if need < 0 || need > len(candidates) {
-		return nil, fmt.Errorf("%w: %d senders wanted, and only %d peers may send (%s)", ErrBarrierSize, need, len(candidates), strings.Join(dests(candidates), " "))
-	}
-	b := &Barrier{need: need, candidates: make(map[sign.PublicKey]policy.Peer, len(candidates)), order: candidates,
-		counted: make(map[sign.PublicKey]bool, need)}
+	b := &Barrier{candidates: make(map[sign.PublicKey]policy.Peer, len(candidates)), order: destinations(candidates)}
 	for _, p := range candidates {
 		b.candidates[p.Key] = p
 	}
+	if need == BarrierAll {
+		need = len(b.order)
+	}
+	if need < 0 || need > len(b.order) {
+		return nil, fmt.Errorf("%w: %d senders wanted, and only %d peers may send (%s)", ErrBarrierSize, need, len(b.order), strings.Join(b.order, " "))
+	}
+	b.need, b.counted = need, make(map[string]bool, need)
 	return b, nil
 }
 
@@ -111,10 +113,10 @@ func (b *Barrier) Add(v policy.Verdict) bool {
 		return false
 	}
 	p, ok := b.candidates[v.Env.Sender]
-	if !ok || b.counted[p.Key] {
+	if !ok || b.counted[p.Dest] {
 		return false
 	}
-	b.counted[p.Key] = true
+	b.counted[p.Dest] = true
 	b.arrived = append(b.arrived, p)
 	b.last = v
 	return true
@@ -141,9 +143,9 @@ func (b *Barrier) Senders() []string { return dests(b.arrived) }
 // Missing are the destinations of the candidates not counted, sorted.
 func (b *Barrier) Missing() []string {
 	var out []string
-	for _, p := range b.order {
-		if !b.counted[p.Key] {
-			out = append(out, p.Dest)
+	for _, d := range b.order {
+		if !b.counted[d] {
+			out = append(out, d)
 		}
 	}
 	sort.Strings(out)

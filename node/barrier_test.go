@@ -186,3 +186,37 @@ func TestSplay(t *testing.T) {
 		t.Errorf("%d distinct delays in 1000 draws", len(seen))
 	}
 }
+
+// A node listed in [ Peers ] with two keys (two identities) is one
+// sender: -n all waits for it once, and a message signed with its second
+// key does not count again.
+func TestBarrierCountsNodesNotKeys(t *testing.T) {
+	cfg, keys := barrierFleet(t)
+	second := newKey(t)
+	deploy, _ := policy.ParseVerbList("deploy")
+	cfg.Peers = append(cfg.Peers, policy.Peer{Dest: "com.crypto.eu.east", Key: second.Public(), Verbs: deploy})
+	eu, _ := policy.ParsePattern("com.crypto.eu.**")
+	candidates, _ := node.BarrierCandidates(cfg, nil, sign.PublicKey{}, &eu)
+	if len(candidates) != 3 {
+		t.Fatalf("candidates %q, want eu.west and eu.east's two keys", candidateDests(candidates))
+	}
+	if _, err := node.NewBarrier(candidates, 3); !errors.Is(err, node.ErrBarrierSize) || !strings.Contains(err.Error(), "only 2 peers may send (com.crypto.eu.west com.crypto.eu.east)") {
+		t.Errorf("-n 3 of two nodes: %v, want ErrBarrierSize naming the two", err)
+	}
+	b, err := node.NewBarrier(candidates, node.BarrierAll)
+	if err != nil || b.Need() != 2 {
+		t.Fatalf("-n all: need %v, %v; want 2", b, err)
+	}
+	if !b.Add(verdict(t, cfg, keys["com.crypto.eu.east"], "east")) {
+		t.Fatal("eu.east's first message did not count")
+	}
+	if b.Add(verdict(t, cfg, second, "east again")) {
+		t.Error("eu.east counted again with its second key")
+	}
+	if b.Complete() || !slices.Equal(b.Missing(), []string{"com.crypto.eu.west"}) {
+		t.Fatalf("complete %v, missing %q; want false, [com.crypto.eu.west]", b.Complete(), b.Missing())
+	}
+	if !b.Add(verdict(t, cfg, keys["com.crypto.eu.west"], "west")) || !b.Complete() || b.Count() != 2 {
+		t.Errorf("eu.west did not complete the barrier: count %d", b.Count())
+	}
+}

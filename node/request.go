@@ -58,12 +58,17 @@ type RequestOptions struct {
 	Logger   *slog.Logger
 }
 
-// Outcome is what a request collected.
+// Outcome is what a request collected. A responder is a destination: a
+// node listed in [ Peers ] with several keys (its several identities)
+// answers once, with whichever of them it signs replies.
 type Outcome struct {
 	Expected []policy.Peer
-	Answers  []Answer // the first answer of each responder, in arrival order
-	Missing  []string // destinations of the expected responders that did not answer, sorted
-	Failed   []string // destinations of the responders that answered non-zero, sorted
+	// Responders are the destinations of Expected, each once, in the
+	// config's order: who is waited for.
+	Responders []string
+	Answers    []Answer // the first answer of each responder, in arrival order
+	Missing    []string // destinations of the expected responders that did not answer, sorted
+	Failed     []string // destinations of the responders that answered non-zero, sorted
 }
 
 // Complete reports whether every expected responder answered.
@@ -73,8 +78,9 @@ func (o *Outcome) Complete() bool { return len(o.Missing) == 0 }
 func (o *Outcome) OK() bool { return o.Complete() && len(o.Failed) == 0 }
 
 // Request stores env (a request from Seal) and collects the replies of
-// o.Expected until each has answered once or ctx ends: a responder's
-// first valid reply counts, and a reply that fails the policy checks (a
+// o.Expected until each responder (destination) has answered once or ctx
+// ends: a responder's first valid reply, signed with any of its keys,
+// counts, and a reply that fails the policy checks (a
 // forgery, another request's, a second one) is logged and ignored. The
 // listener exists before the request is stored, so no reply is missed.
 //
@@ -112,14 +118,14 @@ func Request(ctx context.Context, conn *transport.Conn, cfg *config.Config, env 
 	// each reason, then count.
 	ignoredLog := NewRefusalLog(log, "ignored reply", 0, 0)
 	defer ignoredLog.Flush()
-	out := &Outcome{Expected: o.Expected}
-	answered := make(map[sign.PublicKey]bool, len(o.Expected))
-	for len(answered) < len(o.Expected) {
+	out := &Outcome{Expected: o.Expected, Responders: destinations(o.Expected)}
+	answered := make(map[string]bool, len(out.Responders))
+	for len(answered) < len(out.Responders) {
 		select {
 		case <-ctx.Done():
-			for _, p := range o.Expected {
-				if !answered[p.Key] {
-					out.Missing = append(out.Missing, p.Dest)
+			for _, d := range out.Responders {
+				if !answered[d] {
+					out.Missing = append(out.Missing, d)
 				}
 			}
 			sort.Strings(out.Missing)
@@ -131,11 +137,11 @@ func Request(ctx context.Context, conn *transport.Conn, cfg *config.Config, env 
 				ignoredLog.Log(slog.LevelWarn, v.Reason.String(), "detail", v.Detail, "seq", d.Seq)
 				continue
 			}
-			if answered[v.Env.Sender] {
+			if answered[v.Peer.Dest] {
 				ignoredLog.Log(slog.LevelWarn, "second-reply", "responder", v.Peer.Dest, "seq", d.Seq)
 				continue
 			}
-			answered[v.Env.Sender] = true
+			answered[v.Peer.Dest] = true
 			a := Answer{Responder: v.Peer, ExitCode: int(v.Env.ExitCode), Output: v.Env.Payload, Seq: d.Seq,
 				ID: v.Env.ID, Sent: v.Env.Sent, Stored: d.Stored}
 			out.Answers = append(out.Answers, a)
@@ -151,4 +157,18 @@ func Request(ctx context.Context, conn *transport.Conn, cfg *config.Config, env 
 	}
 	sort.Strings(out.Failed)
 	return out, nil
+}
+
+// destinations returns the destinations of peers, each once, in their
+// order: the nodes they are (a node may be listed with several keys).
+func destinations(peers []policy.Peer) []string {
+	seen := make(map[string]bool, len(peers))
+	var out []string
+	for _, p := range peers {
+		if !seen[p.Dest] {
+			seen[p.Dest] = true
+			out = append(out, p.Dest)
+		}
+	}
+	return out
 }
