@@ -109,9 +109,28 @@ func TestSenderServerDown(t *testing.T) {
 				if n := len(errorLines(s.stderr.String())); n != 1 {
 					t.Errorf("sender: %d \"remaphore: error:\" lines, want 1\n%s", n, s.describe())
 				}
+				// What to do about it: the config's server: lines.
+				expectStderr(t, s, "remaphore: hint: check that a NATS server listens at the server: lines of "+cfg)
 			}
 		})
 	}
+	// A server that does not know the user of the credentials file: the
+	// hint says where the user's public key goes.
+	t.Run("credentials-refused", func(t *testing.T) {
+		c := natstest.Start(t)
+		stranger := natstest.NewUser(t, t.TempDir())
+		cfg := writeConf(t, t.TempDir(), "send", conf{
+			servers: c.URLs(), creds: stranger.SeedFile, dest: sender.dest,
+			identities: []identity{{key: sender.key, verbs: "ping"}},
+		})
+		for _, args := range [][]string{{"-s", "hello"}, {"-o", "-t", "2s"}} {
+			s := run(t, "sender", append([]string{"-c", cfg}, args...)...)
+			if expectCode(t, s, s.code, exitNATS) {
+				expectStderr(t, s, "refused the credentials in "+stranger.SeedFile)
+				expectStderr(t, s, "remaphore: hint: the server has no user for the seed in "+stranger.SeedFile)
+			}
+		}
+	})
 	t.Run("down-then-up", func(t *testing.T) {
 		c := natstest.Start(t)
 		cfg := writeConf(t, t.TempDir(), "send", conf{

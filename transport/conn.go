@@ -52,6 +52,12 @@ func (c *Conn) JetStream() jetstream.JetStream { return c.js }
 // Close drains nothing: remaphore has published and acked all it needs.
 func (c *Conn) Close() { c.nc.Close() }
 
+// IsRefused reports whether err is a server's refusal of the credentials
+// (an unknown, expired or revoked user) rather than a server not reached.
+func IsRefused(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked)
+}
+
 // Connect dials the servers in order. Its error names the servers tried
 // and matches ErrConnect or ErrCredentials.
 func Connect(ctx context.Context, o Options) (*Conn, error) {
@@ -79,8 +85,8 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			c.nc = nc
 			break
 		}
-		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-			return nil, fmt.Errorf("%w: %s refused the credentials in %s: %v", ErrConnect, shown, o.Credentials, err)
+		if IsRefused(err) {
+			return nil, fmt.Errorf("%w: %s refused the credentials in %s: %w", ErrConnect, shown, o.Credentials, err)
 		}
 		if !o.Retry || ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrConnect, shown, err)
