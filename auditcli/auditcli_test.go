@@ -498,3 +498,25 @@ func TestLaterFormatIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// A server that is not there, or that refuses the credentials: exit 3
+// with what to do about it.
+func TestRun_ConnectErrorsHaveHints(t *testing.T) {
+	dir := t.TempDir()
+	user := natstest.NewUser(t, dir)
+	conf := filepath.Join(dir, "a.conf")
+	write := func(server string) {
+		os.WriteFile(conf, []byte("server: "+server+"\ncredentials: "+user.SeedFile+"\ndestination: com.example.audit\naudit_db: "+filepath.Join(dir, "audit.db")+"\n"), 0o600)
+	}
+	write("nats://127.0.0.1:1")
+	r := run(t, "run", "-c", conf).want(t, ExitBackend)
+	if !strings.Contains(r.stderr, "cannot connect to NATS") || !strings.Contains(r.stderr, "hint: check that a NATS server listens at the server: lines of "+conf) {
+		t.Errorf("server down: stderr:\n%s", r.stderr)
+	}
+	c := natstest.Start(t) // its own user, not user
+	write(c.URLs()[0])
+	r = run(t, "run", "-c", conf).want(t, ExitBackend)
+	if !strings.Contains(r.stderr, "refused the credentials") || !strings.Contains(r.stderr, "hint: the server has no user for the seed in "+user.SeedFile) {
+		t.Errorf("credentials refused: stderr:\n%s", r.stderr)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/audit/metrics"
 	"github.com/remaphore/remaphore/config"
+	"github.com/remaphore/remaphore/internal/exitcode"
 	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 )
@@ -112,6 +113,9 @@ func runAuditor(ctx context.Context, args []string, stderr io.Writer) error {
 	go rl.run(rctx, hup, reload)
 	conn, err := node.Dial(ctx, cfg, false, log)
 	if err != nil {
+		if hint := node.DialHint(cfg, err); hint != "" {
+			return &exitcode.Error{Code: ExitBackend, Err: err, Hint: hint}
+		}
 		return err
 	}
 	defer conn.Close()

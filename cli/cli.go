@@ -321,13 +321,8 @@ func (r *runner) dialErr(err error) error {
 	switch {
 	case node.IsCredentialsError(err):
 		return &exitcode.Error{Code: ExitUsage, Err: err, Hint: "credentials: in " + r.cfg.Path + " must name a NATS .creds file or an nkey seed file"}
-	case transport.IsRefused(err):
-		creds := r.cfg.Resolve(r.cfg.Credentials)
-		return &exitcode.Error{Code: ExitNATS, Err: err, Hint: "the server has no user for the seed in " + creds +
-			" (or it expired, or was revoked): list its public key (nk -inkey " + creds + " -pubout) in the server's users (for a .creds file: check the user with nsc), or point credentials: in " + r.cfg.Path + " at this host's own file"}
-	case errors.Is(err, transport.ErrConnect):
-		return &exitcode.Error{Code: ExitNATS, Err: err, Hint: "check that a NATS server listens at the server: lines of " + r.cfg.Path +
-			" and that this host can reach it (address, port, firewall); a tls:// URL needs a server with TLS"}
+	case node.DialHint(r.cfg, err) != "":
+		return &exitcode.Error{Code: ExitNATS, Err: err, Hint: node.DialHint(r.cfg, err)}
 	}
 	return natsErr(err)
 }

@@ -63,3 +63,19 @@ func resolve(c *config.Config, p string) string {
 // IsCredentialsError reports whether err is about the credentials file
 // itself (a configuration error) rather than the network.
 func IsCredentialsError(err error) bool { return errors.Is(err, transport.ErrCredentials) }
+
+// DialHint says what to do about a connection error of Dial with cfg: a
+// server that refused the credentials, or no server reached. "" for
+// other errors.
+func DialHint(cfg *config.Config, err error) string {
+	switch {
+	case transport.IsRefused(err):
+		creds := cfg.Resolve(cfg.Credentials)
+		return "the server has no user for the seed in " + creds + " (or it expired, or was revoked): list its public key (nk -inkey " +
+			creds + " -pubout) in the server's users (for a .creds file: check the user with nsc), or point credentials: in " + cfg.Path + " at this host's own file"
+	case errors.Is(err, transport.ErrConnect):
+		return "check that a NATS server listens at the server: lines of " + cfg.Path +
+			" and that this host can reach it (address, port, firewall); a tls:// URL needs a server with TLS"
+	}
+	return ""
+}
