@@ -33,7 +33,7 @@ func (r *runner) receive(ctx context.Context) (int, error) {
 	}
 	// Before anything is consumed: a script that cannot run would use up
 	// the message it was waiting for.
-	if err := cmd.Check(); err != nil {
+	if cmd, err = cmd.Resolved(); err != nil {
 		return 0, usageErr(script.Hint(err), "%v", err)
 	}
 	if err := r.loadConfig(); err != nil {

@@ -330,3 +330,33 @@ func TestReceiver_NoJetStreamFailsAtOnce(t *testing.T) {
 	expectCode(t, snd, snd.code, exitNATS)
 	expectStderrExactly(t, snd, want)
 }
+
+// TestHostile_ScriptFoundOnPathIsTheOneRun: a script named without a
+// slash is looked up on PATH and checked (its owner and mode) at start;
+// the file that runs when the message comes, perhaps hours later, must be
+// that one. A file that appears meanwhile earlier on PATH (a directory
+// others may write to, here one holding a world-writable script the check
+// would refuse) must not be what runs.
+func TestHostile_ScriptFoundOnPathIsTheOneRun(t *testing.T) {
+	b := newBed(t)
+	sender := newNode(t, "com.test.sender")
+	recv := newNode(t, "com.test.recv")
+	recvCfg := b.config(t, recv, "ping", peerOf(sender, "ping"))
+	sendCfg := b.config(t, sender, "ping")
+	early, checked := t.TempDir(), t.TempDir()
+	t.Setenv("PATH", early+string(os.PathListSeparator)+checked+string(os.PathListSeparator)+os.Getenv("PATH"))
+	marker := filepath.Join(t.TempDir(), "ran")
+	writeScript(t, checked, "remaphore-job", `echo checked > "$1"`+"\n")
+	r := start(t, "receiver", "-c", recvCfg, "-o", "-t", "20s", "-log", "info", "remaphore-job", marker)
+	r.waitReady(t)
+	planted := writeScript(t, early, "remaphore-job", `echo planted > "$1"`+"\n")
+	chmod(t, planted, 0o777)
+	s := run(t, "sender", "-c", sendCfg, "-s", "go")
+	expectCode(t, s, s.code, exitOK)
+	if !expectCode(t, r, r.wait(t, 30*time.Second), exitOK) {
+		return
+	}
+	if got, _ := os.ReadFile(marker); string(got) != "checked\n" {
+		t.Errorf("the script that ran wrote %q, want %q: the file found on PATH after the check ran", got, "checked\n")
+	}
+}

@@ -36,6 +36,10 @@ const TruncationMarker = "\n[remaphore: output truncated at %d bytes]\n"
 // Command is a script and its fixed arguments, as given on the command line.
 type Command struct {
 	Argv []string
+	// Path, when set, is the file Run executes for Argv[0] (Argv[0] stays
+	// the script's own argv[0]): the one Resolved found and checked, not
+	// whatever a PATH lookup finds when the message comes.
+	Path string
 	// Stdout and Stderr receive the output when not capturing.
 	Stdout, Stderr io.Writer
 	// Cap bounds captured output (DefaultOutputCap when 0).
@@ -88,18 +92,32 @@ func Hint(err error) string {
 // The script and its interpreter (and env's NAME) must also be safe from
 // other users, as config files are: see checkOwner.
 func (c Command) Check() error {
+	_, err := c.Resolved()
+	return err
+}
+
+// Resolved is Check, and returns c with Path set to the file it checked
+// (Argv[0] looked up on PATH when it holds no slash), so that Run runs
+// that file: a file put earlier on PATH after the check is never run.
+func (c Command) Resolved() (Command, error) {
 	if len(c.Argv) == 0 {
-		return nil
+		return c, nil
 	}
 	name := c.Argv[0]
 	path := name
 	if !strings.Contains(name, "/") {
 		p, err := exec.LookPath(name)
 		if err != nil {
-			return &Error{fmt.Errorf("script %q: not found in PATH", name), "give the path of an executable file, or put it on PATH"}
+			return c, &Error{fmt.Errorf("script %q: not found in PATH", name), "give the path of an executable file, or put it on PATH"}
 		}
 		path = p
 	}
+	c.Path = path
+	return c, checkFile(path)
+}
+
+// checkFile checks the file a command names, found on PATH or not.
+func checkFile(path string) error {
 	if err := checkExecutable("script", path); err != nil {
 		return err
 	}
@@ -208,6 +226,9 @@ func checkInterpreter(script string, line []byte) error {
 func (c Command) Run(ctx context.Context, call Call) (Result, error) {
 	argv := append(append([]string{}, c.Argv[1:]...), call.Verb, string(call.Payload))
 	cmd := exec.CommandContext(ctx, c.Argv[0], argv...)
+	if c.Path != "" {
+		cmd.Path, cmd.Err = c.Path, nil
+	}
 	cmd.Env = append(inherited(os.Environ()), call.Env...)
 	cmd.Stdin = nil
 	// Run the script in its own process group and kill the whole group on
