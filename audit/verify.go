@@ -83,9 +83,6 @@ func (s *Store) Verify(report func(Problem)) (VerifyResult, error) {
 		mu.Unlock()
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			add(Problem{What: "structure", Detail: err.Error()})
-		}
 		m := tx.Bucket(bucketMeta)
 		for ki, k := range kinds {
 			start, headKey, countKey := link{}, metaHeadA, metaCountA
@@ -118,6 +115,15 @@ func (s *Store) Verify(report func(Problem)) (VerifyResult, error) {
 			}
 		}
 		res.GapHead = readLink(m, metaHeadG).head()
+		// bbolt's page check last: it runs on a goroutine of its own,
+		// where a fault on a damaged page cannot be recovered and ends
+		// the process. The walk above reads every page of the records
+		// and indexes first, on the caller's goroutine, which the
+		// caller may guard (debug.SetPanicOnFault, as remaphore-audit
+		// does).
+		for err := range tx.Check() {
+			add(Problem{What: "structure", Detail: err.Error()})
+		}
 		return nil
 	})
 	if err != nil {

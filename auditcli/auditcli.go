@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
+	"github.com/remaphore/remaphore/internal/exitcode"
 	"github.com/remaphore/remaphore/internal/version"
 )
 
@@ -82,10 +84,30 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // commands are the subcommands by name.
 var commands = map[string]command{
 	"run":    cmdRun,
-	"query":  cmdQuery,
-	"tail":   cmdTail,
-	"verify": cmdVerify,
-	"stats":  cmdStats,
+	"query":  reading(cmdQuery),
+	"tail":   reading(cmdTail),
+	"verify": reading(cmdVerify),
+	"stats":  reading(cmdStats),
 	// receipts: command_receipts.go
-	"receipts": cmdReceipts,
+	"receipts": reading(cmdReceipts),
+}
+
+// reading guards a command that only reads the database: a damaged file
+// (a disk fault, or bytes changed outside the auditor) makes bbolt read
+// past its pages or trip its own assertions, which would otherwise end
+// the command with a Go panic or a fault and its stack trace, exit 2 (a
+// usage error). The command fails with what happened instead: exit 3,
+// the database error. Only the command's own goroutine is guarded.
+func reading(cmd command) command {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) (code int, err error) {
+		// A fault on the memory-mapped file becomes a panic, recovered below.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				err = &exitcode.Error{Code: ExitBackend, Err: fmt.Errorf("the database file is damaged: reading it failed (%v)", p),
+					Hint: "restore the file from a backup, or keep it as evidence and start the auditor on a new file (-db or audit_db)"}
+			}
+		}()
+		return cmd(ctx, args, stdout, stderr)
+	}
 }
