@@ -15,13 +15,25 @@ import (
 	"github.com/remaphore/remaphore/internal/version"
 )
 
-const usageText = `Usage:
-  remaphore-audit run    [-c FILE] [-db FILE] [-name NAME] [-max-rejected N] [-max-rejected-bytes N]
-  remaphore-audit query  [-c FILE | -db FILE] [filters | -gaps] [-limit N] [-json]
-  remaphore-audit tail   [-c FILE | -db FILE] [filters] [-n N] [-f] [-json]
-  remaphore-audit verify [-c FILE | -db FILE] [-allow-gaps] [-json]
-  remaphore-audit stats  [-c FILE | -db FILE] [-json]
-  remaphore-audit receipts [-c FILE | -db FILE] (-uuid U | -id ID) [-json]
+// synopses are the commands' flags, as -h and each command's -h show
+// them (and cmd/remaphore-audit/README.md: TestSynopsesInManual).
+var synopses = map[string]string{
+	"run":      "[-c FILE] [-db FILE] [-name NAME] [-metrics ADDR] [-max-rejected N] [-max-rejected-bytes N] [-batch N]",
+	"query":    "[-c FILE | -db FILE] [filters | -gaps] [-limit N] [-json [-body]]",
+	"tail":     "[-c FILE | -db FILE] [filters] [-n N] [-f [-interval D]] [-json [-body]]",
+	"verify":   "[-c FILE | -db FILE] [-allow-gaps] [-json]",
+	"stats":    "[-c FILE | -db FILE] [-json]",
+	"receipts": "[-c FILE | -db FILE] (-uuid U | -id ID) [-since T] [-until T] [-json]",
+}
+
+// usageText is what remaphore-audit -h prints.
+var usageText = `Usage:
+  remaphore-audit run    ` + synopses["run"] + `
+  remaphore-audit query  ` + synopses["query"] + `
+  remaphore-audit tail   ` + synopses["tail"] + `
+  remaphore-audit verify ` + synopses["verify"] + `
+  remaphore-audit stats  ` + synopses["stats"] + `
+  remaphore-audit receipts ` + synopses["receipts"] + `
   remaphore-audit -version
 
   run     read every message, reply and receipt of the stream into the database

@@ -13,7 +13,7 @@ import (
 // cmdQuery prints the records the filters find, oldest first, or with
 // -gaps the gap records.
 func cmdQuery(_ context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	c := newRecordFlags("query", "[-c FILE | -db FILE] [filters | -gaps] [-limit N] [-json]", stderr,
+	c := newRecordFlags("query", synopses["query"], stderr,
 		"limit", 0, "print at most `N` records (0: all)")
 	gaps := c.fs.Bool("gaps", false, "list the gap records instead: runs of stream sequences the stream no longer held when the auditor came to read them")
 	if err := c.parse(args, func() error { return onlyGapFlags(c.fs, *gaps) }); err != nil {

@@ -16,7 +16,7 @@ import (
 // destination with its receipt's exit code and delay after the send.
 // It exits 1 when neither the message nor a receipt of it is recorded.
 func cmdReceipts(_ context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	c := newFlags("receipts", "[-c FILE | -db FILE] (-uuid U | -id MESSAGEID) [-since T] [-until T] [-json]", stderr, "warn")
+	c := newFlags("receipts", synopses["receipts"], stderr, "warn")
 	c.waitFlag()
 	uuid := c.fs.String("uuid", "", "the message's `uuid` (served by the uuid index)")
 	id := c.fs.String("id", "", "the message's `id` (64 hex digits, or at least the first 8); reads the records of the time range")

@@ -40,7 +40,7 @@ func runAuditor(ctx context.Context, args []string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	c := newFlags("run", "[-c FILE] [-db FILE] [-name NAME] [-metrics ADDR] [-max-rejected N] [-max-rejected-bytes N]", stderr, "info")
+	c := newFlags("run", synopses["run"], stderr, "info")
 	name := c.fs.String("name", "", "durable consumer `name` (default: remaphore-audit-HOST-HASH, from the host and the database file's path, so that each auditor has its own)")
 	maxRejected := c.fs.Int("max-rejected", audit.DefaultMaxRejected, "most refused records kept; the oldest are evicted first")
 	maxRejectedBytes := c.fs.Int64("max-rejected-bytes", 0, "most `bytes` the refused records may take; the oldest are evicted first (default: audit_refused_max_bytes from the config, else 268435456)")

@@ -12,7 +12,7 @@ func cmdStats(_ context.Context, args []string, stdout, stderr io.Writer) (int, 
 
 // printStats parses stats's flags and prints the counters.
 func printStats(args []string, stdout, stderr io.Writer) error {
-	c := newFlags("stats", "[-c FILE | -db FILE] [-json]", stderr, "warn")
+	c := newFlags("stats", synopses["stats"], stderr, "warn")
 	c.waitFlag()
 	asJSON := c.fs.Bool("json", false, "print one JSON object")
 	if err := c.parse(args); err != nil {

@@ -13,7 +13,7 @@ import (
 // with -f follows new ones until ctx is done. It exits ExitFailed when it
 // found none and does not follow.
 func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	c := newRecordFlags("tail", "[-c FILE | -db FILE] [filters] [-n N] [-f] [-json]", stderr,
+	c := newRecordFlags("tail", synopses["tail"], stderr,
 		"n", 10, "print the last `N` records first")
 	follow := c.fs.Bool("f", false, "follow: keep printing new records until interrupted")
 	interval := c.fs.Duration("interval", time.Second, "with -f: how often to look for new records")

@@ -10,7 +10,7 @@ import (
 // cmdVerify re-checks the hash chains, signatures and indexes; it exits
 // ExitFailed on any problem, and on a gap unless -allow-gaps.
 func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	c := newFlags("verify", "[-c FILE | -db FILE] [-allow-gaps] [-json]", stderr, "warn")
+	c := newFlags("verify", synopses["verify"], stderr, "warn")
 	c.waitFlag()
 	asJSON := c.fs.Bool("json", false, "print problems, gaps and the summary as JSON lines")
 	allowGaps := c.fs.Bool("allow-gaps", false, "exit 0 when the only findings are gaps (stream sequences never recorded, each still printed): for gaps already known and explained")
