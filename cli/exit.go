@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/remaphore/remaphore/internal/exitcode"
+	"github.com/remaphore/remaphore/transport"
 )
 
 // Exit codes; see the package doc.
@@ -26,6 +27,9 @@ func usageErr(hint, format string, args ...any) error {
 func natsErr(err error) error {
 	if code, _, ok := exitcode.Known(err); ok && code == ExitUsage {
 		return err
+	}
+	if transport.IsMaxPayload(err) {
+		return &exitcode.Error{Code: ExitNATS, Err: err, Hint: "set max_payload: 1060000 in the NATS servers' config (remaphore's largest message, with its envelope and headers), or send a smaller payload"}
 	}
 	return &exitcode.Error{Code: ExitNATS, Err: err}
 }

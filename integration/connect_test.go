@@ -141,3 +141,28 @@ func TestSenderServerDown(t *testing.T) {
 		expectCode(t, s, s.code, exitOK)
 	})
 }
+
+// A server left at NATS's default max_payload (1 MB) refuses a message
+// near remaphore's 1 MiB payload limit: exit 3, saying which limit, with
+// the setting that fixes it (docs/deployment.md sets max_payload:
+// 1060000).
+func TestSendAboveServerMaxPayload(t *testing.T) {
+	dir := t.TempDir()
+	user := natstest.NewUser(t, dir)
+	s := natstest.StartConfig(t, "authorization { users = [ { nkey: "+user.Public+" } ] }\n")
+	sender := newNode(t, "com.test.sender")
+	cfg := writeConf(t, dir, "send", conf{servers: []string{s.URL}, creds: user.SeedFile, dest: sender.dest,
+		identities: []identity{{key: sender.key, verbs: "ping"}}})
+	// 1,048,510 bytes of payload, under remaphore's limit (1 MiB), in
+	// arguments under Linux's 128 KiB per argument.
+	args := []string{"-c", cfg, "-s"}
+	for range 10 {
+		args = append(args, strings.Repeat("a", 100_000))
+	}
+	args = append(args, strings.Repeat("b", 48_500))
+	p := run(t, "sender", args...)
+	if expectCode(t, p, p.code, exitNATS) {
+		expectStderr(t, p, "larger than the server's max_payload of 1048576 bytes")
+		expectStderr(t, p, "remaphore: hint: set max_payload: 1060000 in the NATS servers' config")
+	}
+}

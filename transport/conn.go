@@ -52,6 +52,10 @@ func (c *Conn) JetStream() jetstream.JetStream { return c.js }
 // Close drains nothing: remaphore has published and acked all it needs.
 func (c *Conn) Close() { c.nc.Close() }
 
+// IsMaxPayload reports whether err is a publish the server refused for
+// its max_payload.
+func IsMaxPayload(err error) bool { return errors.Is(err, nats.ErrMaxPayload) }
+
 // IsRefused reports whether err is a server's refusal of the credentials
 // (an unknown, expired or revoked user) rather than a server not reached.
 func IsRefused(err error) bool {
@@ -468,7 +472,11 @@ func (c *Conn) Publish(ctx context.Context, spec StreamSpec, subject string, bod
 		if perr := c.refused(subject); perr != nil {
 			return 0, perr
 		}
-		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrConnectionClosed) || ctx.Err() != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return 0, fmt.Errorf("%w: publish to %s: the message (%d bytes and its headers) is larger than the server's max_payload of %d bytes: %w",
+				ErrJetStream, subject, len(body), c.nc.MaxPayload(), err)
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) || ctx.Err() != nil {
 			break
 		}
 		if !ensured && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
