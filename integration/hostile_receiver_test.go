@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,4 +317,63 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A message that waited in the receiver's own queue while the script of
+// the message before it ran (here 3 minutes, past the 2m5s of the
+// duplicate window plus allow_skew) is acted on: the local-clock bound
+// against a misbehaving server is judged when the message reached the
+// receiver, not when the receiver got round to it. It used to be refused
+// as stale ("sent 2m13s ago by the local clock"), its script never run.
+// A message that reaches the receiver that late is still refused.
+// Three minutes of script are replaced by a clock moved forward.
+func TestLateBehindALongScript(t *testing.T) {
+	b := newBed(t)
+	sender := newNode(t, "com.test.sender")
+	recv := newNode(t, "com.test.recv")
+	cfg, err := config.Load(b.config(t, recv, "ping", peerOf(sender, "ping")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	var logs syncBuffer
+	ctx := ctxFor(t, 60*time.Second)
+	rcv, err := rnode.StartReceiver(ctx, rnode.ReceiverOptions{Config: cfg, Channel: channel, Now: clock,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	cl := dial(t, b.c, b.c.URLs()[0])
+	subject := transport.MsgSubject(root, channel)
+	for _, p := range []string{"first", "second"} {
+		env := message(t, sender.key, channel, func(m *sign.Message) { m.Payload = []byte(p) })
+		cl.publish(t, subject, env.Body(), env.ID)
+	}
+	if v, _, err := rcv.Next(ctx); err != nil || string(v.Env.Payload) != "first" {
+		t.Fatalf("first message: %v %v\n%s", v.Env, err, logs.String())
+	}
+	time.Sleep(time.Second) // the second is in the receiver's queue
+	// The first message's script runs for 3 minutes.
+	offset.Store(int64(3 * time.Minute))
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, _, err := rcv.Next(short)
+	if err != nil || string(v.Env.Payload) != "second" {
+		t.Fatalf("the message that waited behind the script was not acted on: %v\n%s", err, logs.String())
+	}
+	// Reaching the receiver 3 minutes after it was sent (by its clock)
+	// is what the bound is for.
+	late := message(t, sender.key, channel, func(m *sign.Message) { m.Payload = []byte("late") })
+	seq := cl.publish(t, subject, late.Body(), late.ID).Sequence
+	short2, cancel2 := context.WithTimeout(ctx, refuseWithin)
+	defer cancel2()
+	if v, _, err := rcv.Next(short2); err == nil {
+		t.Fatalf("accepted %q, which reached the receiver 3 minutes after it was sent", v.Env.Payload)
+	}
+	re := regexp.MustCompile(`reason=stale detail="sent 3m0s ago by the local clock.*seq=` + strconv.FormatUint(seq, 10) + `\b`)
+	if countMatches(logs.String(), re) != 1 {
+		t.Errorf("no stale refusal for seq %d:\n%s", seq, logs.String())
+	}
 }

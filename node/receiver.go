@@ -118,6 +118,9 @@ func StartReceiver(ctx context.Context, o ReceiverOptions) (*Receiver, error) {
 		// a cluster, at most transport's 5s.
 		Heartbeat:      min(cmp.Or(o.Config.Heartbeat, config.DefaultHeartbeat), 5*time.Second),
 		LocalHeartbeat: cmp.Or(o.Config.Heartbeat, config.DefaultHeartbeat),
+		// The checker's clock: the local-clock bound on a message's
+		// delay is judged at its arrival (policy.Input.Received).
+		Now: o.Now,
 	})
 	if err != nil {
 		if r.ownConn {
@@ -155,7 +158,7 @@ func (r *Receiver) Next(ctx context.Context) (policy.Verdict, transport.Delivery
 
 // screen checks one delivery and logs it when refused.
 func (r *Receiver) screen(d transport.Delivery) policy.Verdict {
-	v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored})
+	v := r.checker.Check(policy.Input{Body: d.Body, HeaderID: d.HeaderID, Stored: d.Stored, Received: d.Received})
 	if !v.Accepted() {
 		r.logRefusal(v, d)
 	}

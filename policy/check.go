@@ -150,6 +150,12 @@ type Input struct {
 	// is judged against it instead of the clock (late joiners, the auditor
 	// reading a backlog).
 	Stored time.Time
+	// Received is when the receiver took the message from the server, by
+	// its clock (Rules.Now's). When set, the MaxDelay bound is judged at
+	// that time, not when Check runs: a message that waited in the
+	// receiver's own queue (behind a long script) was not delayed by the
+	// server, which is what the bound is about.
+	Received time.Time
 }
 
 // Verdict is the result of Check.
@@ -291,7 +297,11 @@ func (c *Checker) Check(in Input) Verdict {
 		return refuse(ReasonStale, "sent %s, %s from %s; allow_skew is %s", env.Sent.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), map[bool]string{true: "the stream's time", false: "local time"}[!in.Stored.IsZero()], c.rules.AllowSkew)
 	}
 	if !in.Stored.IsZero() && c.rules.MaxDelay > 0 {
-		late := c.rules.Now().Sub(env.Sent)
+		at := in.Received
+		if at.IsZero() {
+			at = c.rules.Now()
+		}
+		late := at.Sub(env.Sent)
 		if late > c.rules.MaxDelay+c.rules.AllowSkew && !c.inBacklog(env) {
 			return refuse(ReasonStale, "sent %s ago by the local clock; at most %s is accepted", late.Round(time.Millisecond), c.rules.MaxDelay+c.rules.AllowSkew)
 		}

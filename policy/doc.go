@@ -38,7 +38,10 @@
 //
 // On top of that, a live receiver refuses a message sent longer ago than
 // the duplicate window plus allow_skew by its own clock (Rules.MaxDelay),
-// so that a misbehaving server cannot present old messages as new. A late
+// so that a misbehaving server cannot present old messages as new. The
+// bound is judged when the message reached the receiver (Input.Received):
+// the time it then waited in the receiver's queue, behind the script of
+// the message before it, is the receiver's own, not the server's. A late
 // joiner (-since D) asks for exactly such messages: every one stored in the
 // D before it started. Rules.Since extends the local-clock bound to that
 // backlog, and only to it: a message whose sent time lies between

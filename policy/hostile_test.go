@@ -134,3 +134,26 @@ func TestParsePattern_BlamesEmptySegment(t *testing.T) {
 		t.Errorf("ParsePattern(com.**.x): %v, want ** blamed", err)
 	}
 }
+
+// The local-clock bound is judged when the message reached the receiver
+// (Input.Received): a message that then waited in the receiver's queue
+// behind a long script passes it; one that arrived late does not.
+func TestCheck_MaxDelayJudgedAtArrival(t *testing.T) {
+	f := newFixture(t)
+	f.rules.MaxDelay = 2 * time.Minute
+	in := seal(t, msg(), f.alice)
+	in.Stored = t0.Add(time.Second)
+	f.now = t0.Add(10 * time.Minute) // checked 10 minutes after it was sent
+	in.Received = t0.Add(2 * time.Second)
+	if v := f.checker(t).Check(in); !v.Accepted() {
+		t.Fatalf("received 2s after it was sent, checked 10m later: %v", v.Error())
+	}
+	in.Received = t0.Add(3 * time.Minute)
+	if v := f.checker(t).Check(in); v.Reason != ReasonStale {
+		t.Fatalf("received 3m after it was sent: %v, want stale", v.Error())
+	}
+	in.Received = time.Time{} // unknown: judged now
+	if v := f.checker(t).Check(in); v.Reason != ReasonStale {
+		t.Fatalf("no arrival time, checked 10m after it was sent: %v, want stale", v.Error())
+	}
+}

@@ -18,6 +18,11 @@ type Delivery struct {
 	HeaderID string    // Nats-Msg-Id; empty when absent
 	Stored   time.Time // the stream's timestamp
 	Seq      uint64    // stream sequence
+	// Received is when this client took the message from the server, by
+	// the local clock (SubscribeOptions.Now): the time it then waits for
+	// its reader (a receiver running the script of the message before)
+	// is not the server's doing.
+	Received time.Time
 }
 
 // SubscribeOptions configure a live receiver.
@@ -55,6 +60,8 @@ type SubscribeOptions struct {
 	Retry bool
 	// Buffer is the number of deliveries queued for a slow reader (default 64).
 	Buffer int
+	// Now is the clock of Delivery.Received (time.Now when nil).
+	Now func() time.Time
 }
 
 // Subscription is a live receiver. Read deliveries from C; after Close
@@ -95,6 +102,9 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	o.LocalHeartbeat = min(max(o.LocalHeartbeat, o.Heartbeat), MaxHeartbeat)
 	if o.Buffer <= 0 {
 		o.Buffer = 64
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	s := &Subscription{conn: c, opts: o, stream: o.Stream.name(), resetC: make(chan struct{}, 1), done: make(chan struct{})}
 	s.out = make(chan Delivery, o.Buffer)
@@ -256,7 +266,8 @@ func (s *Subscription) handle(gen int, m jetstream.Msg) {
 	s.dseq = md.Sequence.Consumer
 	s.next = md.Sequence.Stream + 1
 	s.mu.Unlock()
-	d := Delivery{Subject: m.Subject(), Body: m.Data(), HeaderID: m.Headers().Get(jetstream.MsgIDHeader), Stored: md.Timestamp, Seq: md.Sequence.Stream}
+	d := Delivery{Subject: m.Subject(), Body: m.Data(), HeaderID: m.Headers().Get(jetstream.MsgIDHeader), Stored: md.Timestamp, Seq: md.Sequence.Stream,
+		Received: s.opts.Now()}
 	select {
 	case s.out <- d:
 	case <-s.done:
