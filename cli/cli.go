@@ -130,6 +130,18 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 }
 
 func (o *options) validate() error {
+	if o.example {
+		// The arguments are then -C's file: "remaphore -C -s hi" would
+		// write a config named hi and send nothing.
+		for _, m := range []struct {
+			set  bool
+			flag string
+		}{{o.send, "-s"}, {o.request, "-r"}, {o.once, "-o"}, {o.anyDest, "-d"}, {o.barrier != "", "-n"}, {o.since > 0, "-since"}, {o.splaySet, "-splay"}, {o.json, "-json"}} {
+			if m.set {
+				return usageErr("-C only writes an example config: run it on its own, remaphore -C FILE", "-C does not take %s", m.flag)
+			}
+		}
+	}
 	switch {
 	case o.send && o.request:
 		return usageErr("use -s to send and forget, or -r to wait for answers", "-s and -r cannot be used together")
