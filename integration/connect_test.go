@@ -114,6 +114,20 @@ func TestSenderServerDown(t *testing.T) {
 			}
 		})
 	}
+	// -t ran out before the server could answer: nothing is known about
+	// the server, and no hint blames it.
+	t.Run("timeout-first", func(t *testing.T) {
+		c := natstest.Start(t)
+		cfg := writeConf(t, t.TempDir(), "send", conf{servers: c.URLs(), creds: c.User.SeedFile, dest: sender.dest,
+			identities: []identity{{key: sender.key, verbs: "ping"}}})
+		s := run(t, "sender", "-c", cfg, "-s", "-t", "1ns", "hello")
+		if expectCode(t, s, s.code, exitNATS) {
+			expectStderr(t, s, "-t 1ns ran out")
+			if strings.Contains(s.stderr.String(), "hint:") {
+				t.Errorf("sender: a hint for a server that was never asked\n%s", s.describe())
+			}
+		}
+	})
 	// A server that does not know the user of the credentials file: the
 	// hint says where the user's public key goes.
 	t.Run("credentials-refused", func(t *testing.T) {

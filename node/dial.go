@@ -66,13 +66,16 @@ func IsCredentialsError(err error) bool { return errors.Is(err, transport.ErrCre
 
 // DialHint says what to do about a connection error of Dial with cfg: a
 // server that refused the credentials, or no server reached. "" for
-// other errors.
+// other errors, and for a first attempt that the caller's timeout or a
+// signal ended before any server answered (the error says which).
 func DialHint(cfg *config.Config, err error) string {
 	switch {
 	case transport.IsRefused(err):
 		creds := cfg.Resolve(cfg.Credentials)
 		return "the server has no user for the seed in " + creds + " (or it expired, or was revoked): list its public key (nk -inkey " +
 			creds + " -pubout) in the server's users (for a .creds file: check the user with nsc), or point credentials: in " + cfg.Path + " at this host's own file"
+	case transport.IsCutShort(err):
+		return ""
 	case errors.Is(err, transport.ErrConnect):
 		return "check that a NATS server listens at the server: lines of " + cfg.Path +
 			" and that this host can reach it (address, port, firewall); a tls:// URL needs a server with TLS"

@@ -93,7 +93,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			return nil, fmt.Errorf("%w: %s refused the credentials in %s: %w", ErrConnect, shown, o.Credentials, err)
 		}
 		if !o.Retry || ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrConnect, shown, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrConnect, shown, err)
 		}
 		log.Warn("cannot connect, retrying", "servers", shown, "attempt", attempt, "err", err)
 		if !sleep(ctx, jitter(backoff)) {
@@ -132,8 +132,23 @@ func dial(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, erro
 				r.nc.Close()
 			}
 		}()
-		return nil, context.Cause(ctx) // why it was cut short: a timeout, a signal
+		return nil, cutShort{context.Cause(ctx)} // why it was cut short: a timeout, a signal
 	}
+}
+
+// cutShort is a dial that its context ended before the server answered
+// (or failed to): it says nothing about the server. Its message is the
+// context's cause.
+type cutShort struct{ cause error }
+
+func (e cutShort) Error() string { return e.cause.Error() }
+func (e cutShort) Unwrap() error { return e.cause }
+
+// IsCutShort reports whether err is a connection attempt the caller's
+// context (a timeout, a signal) ended before the server answered.
+func IsCutShort(err error) bool {
+	var c cutShort
+	return errors.As(err, &c)
 }
 
 func natsOptions(o Options, c *Conn) ([]nats.Option, error) {
