@@ -95,22 +95,23 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // commands are the subcommands by name.
 var commands = map[string]command{
-	"run":    cmdRun,
-	"query":  reading(cmdQuery),
-	"tail":   reading(cmdTail),
-	"verify": reading(cmdVerify),
-	"stats":  reading(cmdStats),
+	"run":    guarded(cmdRun),
+	"query":  guarded(cmdQuery),
+	"tail":   guarded(cmdTail),
+	"verify": guarded(cmdVerify),
+	"stats":  guarded(cmdStats),
 	// receipts: command_receipts.go
-	"receipts": reading(cmdReceipts),
+	"receipts": guarded(cmdReceipts),
 }
 
-// reading guards a command that only reads the database: a damaged file
-// (a disk fault, or bytes changed outside the auditor) makes bbolt read
-// past its pages or trip its own assertions, which would otherwise end
-// the command with a Go panic or a fault and its stack trace, exit 2 (a
-// usage error). The command fails with what happened instead: exit 3,
-// the database error. Only the command's own goroutine is guarded.
-func reading(cmd command) command {
+// guarded guards a command that opens the database: a damaged file (a
+// disk fault, or bytes changed outside the auditor) makes bbolt read past
+// its pages or trip its own assertions, which would otherwise end the
+// command with a Go panic or a fault and its stack trace, exit 2 (a usage
+// error). The command fails with what happened instead: exit 3, the
+// database error. Only the command's own goroutine is guarded (run's
+// ingest goroutines are not).
+func guarded(cmd command) command {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) (code int, err error) {
 		// A fault on the memory-mapped file becomes a panic, recovered below.
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))

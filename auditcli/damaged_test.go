@@ -1,11 +1,15 @@
 package auditcli
 
 import (
+	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/remaphore/remaphore/internal/natstest"
 )
 
 // A database file damaged on disk, or edited outside the auditor, made
@@ -52,5 +56,44 @@ func TestDamagedFileNeverCrashes(t *testing.T) {
 	}
 	if damaged == 0 {
 		t.Errorf("no command met the damage: the test no longer damages the pages it reads")
+	}
+}
+
+// run, opening a damaged file to go on filling it, fails the same way
+// (it crashed with "freelist pgid above high water mark" and others).
+func TestRunOnDamagedFileNeverCrashes(t *testing.T) {
+	c := natstest.Start(t)
+	damaged := 0
+	for i := range 40 {
+		f := newFixture(t)
+		b, err := os.ReadFile(f.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(uint64(i), 7))
+		for range 16 {
+			b[8192+r.IntN(len(b)-8192)] ^= byte(1 + r.IntN(255))
+		}
+		dir := t.TempDir()
+		bad := filepath.Join(dir, "damaged.db")
+		conf := filepath.Join(dir, "audit.conf")
+		if err := os.WriteFile(bad, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(conf, []byte("server: "+c.URLs()[0]+"\ncredentials: "+c.User.SeedFile+"\ndestination: com.example.audit\naudit_db: "+bad+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res := runCtx(t, ctx, "run", "-c", conf)
+		cancel()
+		if strings.Contains(res.stderr, "the database file is damaged") {
+			damaged++
+		}
+		if res.code == ExitUsage || strings.Contains(res.stderr, "goroutine ") {
+			t.Errorf("damage %d: exit %d\n%s", i, res.code, res.stderr)
+		}
+	}
+	if damaged == 0 {
+		t.Errorf("run never met the damage: the test no longer damages the pages it reads")
 	}
 }
