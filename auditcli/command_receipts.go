@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/internal/jsonesc"
 )
 
 // cmdReceipts prints who acted on one message: one line per receiver
@@ -99,7 +100,7 @@ func printReceipts(w io.Writer, res *audit.Receipts, asJSON bool) error {
 			if err != nil {
 				return err
 			}
-			b.Write(append(line, '\n'))
+			b.Write(append(jsonesc.C1(line), '\n'))
 		}
 		_, err := io.WriteString(w, b.String())
 		return err

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/remaphore/remaphore/audit"
+	"github.com/remaphore/remaphore/internal/jsonesc"
 	"github.com/remaphore/remaphore/sign"
 )
 
@@ -141,7 +142,8 @@ func (p *printer) jsonLine(v any) {
 		p.err = err
 		return
 	}
-	_, p.err = p.w.Write(append(b, '\n'))
+	// Fields come from whoever published: DEL and C1 escaped too.
+	_, p.err = p.w.Write(append(jsonesc.C1(b), '\n'))
 }
 
 // cell makes a table cell: "-" for empty, quoted when it holds spaces,

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/remaphore/remaphore/internal/jsonesc"
 	"github.com/remaphore/remaphore/node"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -122,34 +123,10 @@ func writeJSON(w io.Writer, v any) error {
 	if err := enc.Encode(v); err != nil { // Encode ends the line
 		return fmt.Errorf("encode JSON: %w", err) // no type above can fail
 	}
-	if _, err := w.Write(escapeC1(b.Bytes())); err != nil {
+	if _, err := w.Write(jsonesc.C1(b.Bytes())); err != nil {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil
-}
-
-// escapeC1 escapes DEL and the C1 controls (U+0080 to U+009F), which
-// encoding/json leaves raw: some terminals act on them (U+009B is CSI), so
-// a responder could rewrite what a person watching the output sees. The
-// line stays valid JSON with the same strings: outside strings the
-// encoding is ASCII, so every such byte sequence is inside one.
-func escapeC1(b []byte) []byte {
-	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) {
-		return b
-	}
-	out := make([]byte, 0, len(b)+16)
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == 0x7f:
-			out = append(out, `\u007f`...)
-		case c == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
-			out = fmt.Appendf(out, `\u%04x`, b[i+1])
-			i++
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // answerJSON returns -r -json's OnAnswer for the request req.
