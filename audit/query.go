@@ -201,7 +201,9 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 		c := b.Cursor()
 		for key, _ := c.First(); key != nil; {
 			p, _, _, ok := splitIndexKey(key)
-			if !ok || len(p) < 2 {
+			if !ok || !bytes.HasSuffix(p, []byte{0, 1}) {
+				// Not a key the writer makes (verify names it): the
+				// jump below would not pass it.
 				key, _ = c.Next()
 				continue
 			}
