@@ -197,7 +197,15 @@ func modelCheck(t *testing.T, s *Store, rng *rand.Rand, acc, rej []*Record, nq i
 		t.Fatalf("stats: %d accepted %d refused, want %d and %d", st.Accepted, st.Rejected, len(acc), len(rej))
 	}
 	span := hi.Sub(lo) + 2*time.Second
-	at := func() time.Time { return lo.Add(-time.Second + time.Duration(rng.Int64N(int64(span)))) }
+	at := func() time.Time {
+		switch rng.IntN(40) {
+		case 0:
+			return time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) // past int64 nanoseconds
+		case 1:
+			return time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+		}
+		return lo.Add(-time.Second + time.Duration(rng.Int64N(int64(span))))
+	}
 	for i := range nq {
 		q := Query{Reverse: rng.IntN(2) == 0, Rejected: rng.IntN(5) == 0}
 		switch rng.IntN(9) {

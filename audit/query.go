@@ -169,13 +169,7 @@ func (q *Query) matchesRequest(r *Record) bool {
 
 // sources picks the index ranges the query reads.
 func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
-	lo, hi := uint64(0), uint64(math.MaxUint64)
-	if !q.Since.IsZero() {
-		lo = unixNano(q.Since)
-	}
-	if !q.Until.IsZero() {
-		hi = unixNano(q.Until)
-	}
+	lo, hi := boundNano(q.Since, 0), boundNano(q.Until, math.MaxUint64)
 	one := func(i int, v []byte) []source {
 		return []source{newSource(tx.Bucket(k.ix[i]), appendValuePrefix(nil, v), lo, hi, q.Reverse)}
 	}
@@ -218,6 +212,21 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 		return one(ixVerb, []byte(q.Verb))
 	}
 	return []source{newSource(tx.Bucket(k.ix[ixTime]), nil, lo, hi, q.Reverse)}
+}
+
+// lastNano is the last time int64 nanoseconds since 1970 hold (2262).
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// boundNano is t as a bound on stored times: def when t is unset, past
+// every stored time when t is after lastNano (its UnixNano would wrap).
+func boundNano(t time.Time, def uint64) uint64 {
+	switch {
+	case t.IsZero():
+		return def
+	case t.After(lastNano):
+		return math.MaxUint64
+	}
+	return unixNano(t)
 }
 
 // source walks one run of index entries, prefix + [lo, hi] in time: its
