@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,44 @@ func TestHostile_DestIndexKeyWithoutTerminator(t *testing.T) {
 		if !found {
 			t.Errorf("junk %x: verify does not name the key", junk)
 		}
+	}
+}
+
+// TestHostile_StrayEntriesAreNamedUpToABound: chunks crafted to hold
+// hundreds of thousands of entries for records that are not there (two
+// bytes each) do not make verify hold a problem for each (a 4 MB file made
+// it allocate over a GB): the first are named, the rest counted in one
+// problem.
+func TestHostile_StrayEntriesAreNamedUpToABound(t *testing.T) {
+	s := chainStore(t)
+	prefix := appendValuePrefix(nil, []byte("ping"))
+	v := bytes.Repeat([]byte{0, 1}, maxChunkRead-1)
+	const chunks = 4
+	rawUpdate(t, s, func(tx *bolt.Tx) error {
+		for i := range chunks {
+			k := entryKey(nil, prefix, ixEntry{1, uint64(1000 + i*maxChunkRead)})
+			if err := tx.Bucket(kindAccepted.ix[ixVerb]).Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ps := verifyProblems(t, s)
+	if len(ps) > 2*maxNamedStrays {
+		t.Fatalf("%d problems for %d stray entries: each named", len(ps), chunks*maxChunkRead)
+	}
+	named, summed := 0, false
+	for _, p := range ps {
+		switch {
+		case p.What != "index":
+			t.Errorf("not an index problem: %v", p)
+		case strings.Contains(p.Detail, "for a record that is not there"):
+			named++
+		case strings.Contains(p.Detail, fmt.Sprintf("%d more entries", chunks*maxChunkRead-maxNamedStrays)):
+			summed = true
+		}
+	}
+	if named != maxNamedStrays || !summed {
+		t.Errorf("%d named, the rest summed up: %v; want %d named and the rest in one problem (%v ...)", named, summed, maxNamedStrays, ps[len(ps)-1])
 	}
 }
