@@ -104,3 +104,56 @@ func TestHostile_StrayEntriesAreNamedUpToABound(t *testing.T) {
 		t.Errorf("%d named, the rest summed up: %v; want %d named and the rest in one problem (%v ...)", named, summed, maxNamedStrays, ps[len(ps)-1])
 	}
 }
+
+// TestHostile_KeyOutOfShapeDoesNotHideRecords: a key of a value's range
+// (or, in the time index, of any length but 16) that is not an index key
+// (the file written by hand) does not end a query's scan: the records on
+// either side of it are still returned, forwards and backwards, and
+// verify names the key.
+func TestHostile_KeyOutOfShapeDoesNotHideRecords(t *testing.T) {
+	prefix := appendValuePrefix(nil, []byte("ping"))
+	mid := unixNano(t0.Add(5*time.Second)) + 1
+	for _, c := range []struct {
+		name string
+		i    int
+		key  []byte
+		q    Query
+	}{
+		{"time index, one byte, after every key", ixTime, []byte("0"), Query{}},
+		{"time index, 17 bytes, in the middle", ixTime, append(appendTimeSeq(nil, mid, 0), 7), Query{}},
+		{"verb index, 17 bytes after the prefix, in the middle", ixVerb, append(entryKey(nil, prefix, ixEntry{mid, 0}), 7), Query{Verb: "ping"}},
+		{"verb index, after the run", ixVerb, append(slices.Clone(prefix), bytes.Repeat([]byte{0xff}, 20)...), Query{Verb: "ping"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := chainStore(t)
+			// Chunks split into keys of their own, the key between.
+			toFormat1(t, s)
+			rawUpdate(t, s, func(tx *bolt.Tx) error {
+				return tx.Bucket(kindAccepted.ix[c.i]).Put(c.key, []byte{})
+			})
+			for _, rev := range []bool{false, true} {
+				q := c.q
+				q.Reverse = rev
+				want := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+				if rev {
+					slices.Reverse(want)
+				}
+				if got := queryWithin(t, s, q, 5*time.Second); !slices.Equal(got, want) {
+					t.Errorf("reverse %v: %v, want %v", rev, got, want)
+				}
+				q.Since = t0.Add(3 * time.Second)
+				q.Until = t0.Add(8 * time.Second)
+				want = []uint64{3, 4, 5, 6, 7, 8}
+				if rev {
+					slices.Reverse(want)
+				}
+				if got := queryWithin(t, s, q, 5*time.Second); !slices.Equal(got, want) {
+					t.Errorf("reverse %v, 3s to 8s: %v, want %v", rev, got, want)
+				}
+			}
+			if len(verifyProblems(t, s)) == 0 {
+				t.Error("verify does not name the key")
+			}
+		})
+	}
+}

@@ -260,6 +260,7 @@ func (s *source) start() {
 		} else {
 			pk, pv = s.c.Prev()
 		}
+		pk, pv = s.skip(pk, pv, true)
 		if s.load(pk, pv) && s.es[len(s.es)-1].cmp(s.lo) >= 0 {
 			for s.es[s.at].cmp(s.lo) < 0 {
 				s.at++
@@ -268,6 +269,7 @@ func (s *source) start() {
 			return
 		}
 		k, v := s.c.Seek(from)
+		k, v = s.skip(k, v, false)
 		if s.load(k, v) {
 			s.set()
 		}
@@ -281,6 +283,7 @@ func (s *source) start() {
 	case bytes.Compare(k, to) > 0:
 		k, v = s.c.Prev()
 	}
+	k, v = s.skip(k, v, true)
 	if s.load(k, v) {
 		s.at = len(s.es) - 1
 		for s.at > 0 && s.es[s.at].cmp(s.hi) > 0 {
@@ -296,7 +299,7 @@ func (s *source) next() {
 			s.set()
 			return
 		}
-		if k, v := s.c.Prev(); s.load(k, v) {
+		if k, v := s.c.Prev(); s.load(s.skip(k, v, true)) {
 			s.at = len(s.es) - 1
 			s.set()
 		}
@@ -306,9 +309,23 @@ func (s *source) next() {
 		s.set()
 		return
 	}
-	if k, v := s.c.Next(); s.load(k, v) {
+	if k, v := s.c.Next(); s.load(s.skip(k, v, false)) {
 		s.set()
 	}
+}
+
+// skip moves the cursor from key k, backwards or forwards, past keys in
+// the run's range that are not index keys (written by hand: verify names
+// them), so that one does not end the scan and hide the entries beyond.
+func (s *source) skip(k, v []byte, back bool) ([]byte, []byte) {
+	for k != nil && bytes.HasPrefix(k, s.prefix) && len(k) != len(s.prefix)+16 {
+		if back {
+			k, v = s.c.Prev()
+		} else {
+			k, v = s.c.Next()
+		}
+	}
+	return k, v
 }
 
 // load reads the key at the cursor and its entries, with the first
