@@ -157,3 +157,23 @@ func TestHostile_KeyOutOfShapeDoesNotHideRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestHostile_StatsStepOverKeysOutOfShape: a key of another length than
+// 16 bytes first or last in a time index (written by hand) does not make
+// stats miss the first or last record.
+func TestHostile_StatsStepOverKeysOutOfShape(t *testing.T) {
+	s := chainStore(t) // accepted at t0+1s..10s, refused at t0+11s..13s
+	rawUpdate(t, s, func(tx *bolt.Tx) error {
+		if err := tx.Bucket(kindAccepted.ix[ixTime]).Put([]byte{0}, []byte{}); err != nil {
+			return err
+		}
+		return tx.Bucket(kindRejected.ix[ixTime]).Put([]byte("0"), []byte{})
+	})
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, last := t0.Add(time.Second), t0.Add(13*time.Second); !st.First.Equal(first) || !st.Last.Equal(last) {
+		t.Errorf("first %s last %s, want %s and %s", st.First, st.Last, first, last)
+	}
+}
