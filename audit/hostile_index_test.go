@@ -177,3 +177,79 @@ func TestHostile_StatsStepOverKeysOutOfShape(t *testing.T) {
 		t.Errorf("first %s last %s, want %s and %s", st.First, st.Last, first, last)
 	}
 }
+
+// TestHostile_AppendAfterAKeyOutOfShape: a key in a run's range that is
+// not an index key, after the run's last key (written by hand), is not
+// taken for the end of the run: entries appended later with the clock
+// stepped back still go in keys of their own and split the chunk they
+// fall into, so that queries return them in order and verify names only
+// the hand-written key.
+func TestHostile_AppendAfterAKeyOutOfShape(t *testing.T) {
+	prefix := appendValuePrefix(nil, []byte("ping"))
+	for _, c := range []struct {
+		name string
+		i    int
+		key  []byte
+		q    Query
+	}{
+		{"time index", ixTime, bytes.Repeat([]byte{0xff}, 15), Query{}},
+		{"verb index", ixVerb, append(slices.Clone(prefix), bytes.Repeat([]byte{0xff}, 15)...), Query{Verb: "ping"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := chainStore(t) // accepted at t0+1s..10s, one chunk
+			rawUpdate(t, s, func(tx *bolt.Tx) error {
+				return tx.Bucket(kindAccepted.ix[c.i]).Put(c.key, []byte{})
+			})
+			k := testKey(t, 1)
+			var more []Entry
+			for seq := uint64(14); seq <= 16; seq++ {
+				e := msgEntry(t, seq, k)
+				e.Stored = t0.Add(5*time.Second + time.Duration(seq)*time.Millisecond) // the clock back
+				more = append(more, e)
+			}
+			mustAppend(t, s, more...)
+			want := []uint64{1, 2, 3, 4, 5, 14, 15, 16, 6, 7, 8, 9, 10}
+			if got := seqs(t, s, c.q); !slices.Equal(got, want) {
+				t.Errorf("%v, want %v", got, want)
+			}
+			for _, p := range verifyProblems(t, s) {
+				if !strings.Contains(p.Detail, "holds a key of 15 bytes") && !strings.Contains(p.Detail, fmt.Sprintf("(%x)", c.key)) {
+					t.Errorf("problem besides the hand-written key: %v", p)
+				}
+			}
+		})
+	}
+}
+
+// TestHostile_VerifyNamesOnlyTheKeyOutOfShape: a hand-written key of
+// another length inside a chunk's span is named, and the records whose
+// entries the chunk holds are not said to miss them.
+func TestHostile_VerifyNamesOnlyTheKeyOutOfShape(t *testing.T) {
+	prefix := appendValuePrefix(nil, []byte("ping"))
+	mid := unixNano(t0.Add(5500 * time.Millisecond))
+	for _, c := range []struct {
+		name string
+		i    int
+		key  []byte
+	}{
+		{"time index", ixTime, append(appendTimeSeq(nil, mid, 0), 7)},
+		{"verb index", ixVerb, append(entryKey(nil, prefix, ixEntry{mid, 0}), 7)},
+		{"verb index, after the run", ixVerb, append(slices.Clone(prefix), bytes.Repeat([]byte{0xff}, 15)...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := chainStore(t) // accepted at t0+1s..10s, one chunk
+			rawUpdate(t, s, func(tx *bolt.Tx) error {
+				return tx.Bucket(kindAccepted.ix[c.i]).Put(c.key, []byte{})
+			})
+			ps := verifyProblems(t, s)
+			for _, p := range ps {
+				if !strings.Contains(p.Detail, fmt.Sprintf("(%x)", c.key)) {
+					t.Errorf("problem besides the hand-written key: %v", p)
+				}
+			}
+			if len(ps) == 0 {
+				t.Error("the key is not named")
+			}
+		})
+	}
+}

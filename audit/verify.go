@@ -309,6 +309,7 @@ func (f *ixFinder) has(key []byte) bool {
 		k, v = f.c.Prev()
 	}
 	prefix, stored, seq, ok := splitIndexKey(key)
+	k, v = backToRun(f.c, prefix, k, v)
 	if !ok || !inRun(k, prefix) || len(v) == 0 {
 		return false
 	}
