@@ -385,6 +385,7 @@ func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, empty, ok bool) {
 	} else {
 		k, v = c.Prev()
 	}
+	k, v = backToRun(c, prefix, k, v)
 	if !inRun(k, prefix) {
 		return ixEntry{}, true, true
 	}
@@ -394,6 +395,17 @@ func runLast(b *bolt.Bucket, prefix []byte) (last ixEntry, empty, ok bool) {
 		return ixEntry{}, false, false
 	}
 	return es[len(es)-1], false, true
+}
+
+// backToRun steps cursor c back from key k over keys in the range of the
+// run prefix that are not index keys (written by hand: verify names
+// them), so that one is not taken for the run's end or for the key
+// before an entry.
+func backToRun(c *bolt.Cursor, prefix, k, v []byte) ([]byte, []byte) {
+	for k != nil && bytes.HasPrefix(k, prefix) && len(k) != len(prefix)+16 {
+		k, v = c.Prev()
+	}
+	return k, v
 }
 
 // putSingle puts e as a key of its own, first splitting the chunk whose
@@ -408,6 +420,7 @@ func putSingle(b *bolt.Bucket, prefix []byte, e ixEntry) error {
 	} else {
 		k, v = c.Prev()
 	}
+	k, v = backToRun(c, prefix, k, v)
 	if inRun(k, prefix) && len(v) > 0 {
 		_, stored, seq, _ := splitIndexKey(k)
 		// A chunk that does not decode is left as it is, for verify to

@@ -169,13 +169,7 @@ func (q *Query) matchesRequest(r *Record) bool {
 
 // sources picks the index ranges the query reads.
 func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
-	lo, hi := uint64(0), uint64(math.MaxUint64)
-	if !q.Since.IsZero() {
-		lo = unixNano(q.Since)
-	}
-	if !q.Until.IsZero() {
-		hi = unixNano(q.Until)
-	}
+	lo, hi := boundNano(q.Since, 0), boundNano(q.Until, math.MaxUint64)
 	one := func(i int, v []byte) []source {
 		return []source{newSource(tx.Bucket(k.ix[i]), appendValuePrefix(nil, v), lo, hi, q.Reverse)}
 	}
@@ -201,7 +195,9 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 		c := b.Cursor()
 		for key, _ := c.First(); key != nil; {
 			p, _, _, ok := splitIndexKey(key)
-			if !ok || len(p) < 2 {
+			if !ok || !bytes.HasSuffix(p, []byte{0, 1}) {
+				// Not a key the writer makes (verify names it): the
+				// jump below would not pass it.
 				key, _ = c.Next()
 				continue
 			}
@@ -216,6 +212,21 @@ func (q *Query) sources(tx *bolt.Tx, k *kind, dm *destMatcher) []source {
 		return one(ixVerb, []byte(q.Verb))
 	}
 	return []source{newSource(tx.Bucket(k.ix[ixTime]), nil, lo, hi, q.Reverse)}
+}
+
+// lastNano is the last time int64 nanoseconds since 1970 hold (2262).
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// boundNano is t as a bound on stored times: def when t is unset, past
+// every stored time when t is after lastNano (its UnixNano would wrap).
+func boundNano(t time.Time, def uint64) uint64 {
+	switch {
+	case t.IsZero():
+		return def
+	case t.After(lastNano):
+		return math.MaxUint64
+	}
+	return unixNano(t)
 }
 
 // source walks one run of index entries, prefix + [lo, hi] in time: its
@@ -249,6 +260,7 @@ func (s *source) start() {
 		} else {
 			pk, pv = s.c.Prev()
 		}
+		pk, pv = s.skip(pk, pv, true)
 		if s.load(pk, pv) && s.es[len(s.es)-1].cmp(s.lo) >= 0 {
 			for s.es[s.at].cmp(s.lo) < 0 {
 				s.at++
@@ -257,6 +269,7 @@ func (s *source) start() {
 			return
 		}
 		k, v := s.c.Seek(from)
+		k, v = s.skip(k, v, false)
 		if s.load(k, v) {
 			s.set()
 		}
@@ -270,6 +283,7 @@ func (s *source) start() {
 	case bytes.Compare(k, to) > 0:
 		k, v = s.c.Prev()
 	}
+	k, v = s.skip(k, v, true)
 	if s.load(k, v) {
 		s.at = len(s.es) - 1
 		for s.at > 0 && s.es[s.at].cmp(s.hi) > 0 {
@@ -285,7 +299,7 @@ func (s *source) next() {
 			s.set()
 			return
 		}
-		if k, v := s.c.Prev(); s.load(k, v) {
+		if k, v := s.c.Prev(); s.load(s.skip(k, v, true)) {
 			s.at = len(s.es) - 1
 			s.set()
 		}
@@ -295,9 +309,23 @@ func (s *source) next() {
 		s.set()
 		return
 	}
-	if k, v := s.c.Next(); s.load(k, v) {
+	if k, v := s.c.Next(); s.load(s.skip(k, v, false)) {
 		s.set()
 	}
+}
+
+// skip moves the cursor from key k, backwards or forwards, past keys in
+// the run's range that are not index keys (written by hand: verify names
+// them), so that one does not end the scan and hide the entries beyond.
+func (s *source) skip(k, v []byte, back bool) ([]byte, []byte) {
+	for k != nil && bytes.HasPrefix(k, s.prefix) && len(k) != len(s.prefix)+16 {
+		if back {
+			k, v = s.c.Prev()
+		} else {
+			k, v = s.c.Next()
+		}
+	}
+	return k, v
 }
 
 // load reads the key at the cursor and its entries, with the first

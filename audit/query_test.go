@@ -183,3 +183,30 @@ func TestQuery_EscapedPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestQuery_BoundsPastNanoseconds: a Since or Until after 2262, which
+// int64 nanoseconds since 1970 cannot hold, bounds as the time it is
+// (until 2300 is everything, since 2300 nothing), and one before 1970 as
+// well.
+func TestQuery_BoundsPastNanoseconds(t *testing.T) {
+	s := chainStore(t)
+	late, early := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	all := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		q    Query
+		want []uint64
+	}{
+		{Query{Until: late}, all},
+		{Query{Until: late, Reverse: true}, []uint64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}},
+		{Query{Until: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), Verb: "ping"}, all},
+		{Query{Since: early, Until: late}, all},
+		{Query{Since: late}, []uint64{}},
+		{Query{Since: late, Reverse: true}, []uint64{}},
+		{Query{Since: early}, all},
+		{Query{Until: early}, []uint64{}},
+	} {
+		if got := seqs(t, s, c.q); !slices.Equal(append([]uint64{}, got...), c.want) {
+			t.Errorf("since %d until %d reverse %v: %v, want %v", c.q.Since.Year(), c.q.Until.Year(), c.q.Reverse, got, c.want)
+		}
+	}
+}

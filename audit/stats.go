@@ -73,13 +73,23 @@ func (s *Store) Stats() (*Stats, error) {
 		st.Gaps, st.GapSeqs = readU64(m, metaCountG), readU64(m, metaGapSeqs)
 		st.Head, st.RejectedHead = readLink(m, metaHeadA).head(), readLink(m, metaHeadR).head()
 		for _, k := range kinds {
+			// Keys of another length than a time index key's (written
+			// by hand: verify names them) are stepped over.
 			c := tx.Bucket(k.ix[ixTime]).Cursor()
-			if key, _ := c.First(); key != nil {
+			key, _ := c.First()
+			for key != nil && len(key) != 16 {
+				key, _ = c.Next()
+			}
+			if key != nil {
 				if _, ns, _, ok := splitIndexKey(key); ok && (st.First.IsZero() || time.Unix(0, int64(ns)).Before(st.First)) {
 					st.First = time.Unix(0, int64(ns))
 				}
 			}
-			if key, v := c.Last(); key != nil {
+			key, v := c.Last()
+			for key != nil && len(key) != 16 {
+				key, v = c.Prev()
+			}
+			if key != nil {
 				// The last key may be a chunk: its last entry is the
 				// latest.
 				if _, ns, seq, ok := splitIndexKey(key); ok {
