@@ -30,6 +30,7 @@ import (
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/audit/ingest"
 	"github.com/remaphore/remaphore/auditcli"
+	"github.com/remaphore/remaphore/internal/cputime"
 	"github.com/remaphore/remaphore/sign"
 )
 
@@ -409,14 +410,14 @@ func benchAppend(b *testing.B, batch, base int, seal bool) {
 			}
 		}
 		b.StartTimer()
-		t, cpu0 := time.Now(), processCPU()
+		t, cpu0 := time.Now(), cputime.Process()
 		for _, es := range ops {
 			if _, err := s.Append(es); err != nil {
 				b.Fatal(err)
 			}
 		}
 		busy += time.Since(t)
-		cpu += processCPU() - cpu0
+		cpu += cputime.Process() - cpu0
 	}
 	recs := float64(b.N * perOp)
 	b.ReportMetric(busy.Seconds()*1e6/recs, "busy-µs/rec")

@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/remaphore/remaphore/audit"
 	"github.com/remaphore/remaphore/audit/metrics"
+	"github.com/remaphore/remaphore/internal/cputime"
 	"github.com/remaphore/remaphore/internal/natstest"
 	"github.com/remaphore/remaphore/policy"
 	"github.com/remaphore/remaphore/sign"
@@ -186,13 +187,13 @@ func bare(b *testing.B, bl *backlog, ackAll bool) {
 // auditor's ratios.
 func bareIngest(b *testing.B, bl *backlog, ackAll bool, rate, cpu *atomic.Value) {
 	b.ResetTimer()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), cputime.Process()
 	for b.Loop() {
 		bare(b, bl, ackAll)
 	}
 	r := float64(bl.n*b.N) / time.Since(start).Seconds()
 	b.ReportMetric(r, "msgs/s")
-	per := reportCPU(b, processCPU()-cpu0, bl.n*b.N, nil)
+	per := reportCPU(b, cputime.Process()-cpu0, bl.n*b.N, nil)
 	if rate != nil {
 		rate.Store(r)
 		cpu.Store(per)
@@ -266,7 +267,7 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atom
 				o.afterAppend = func() { time.Sleep(syncDelay) }
 			}
 			b.StartTimer()
-			begin, cpu0 := time.Now(), processCPU()
+			begin, cpu0 := time.Now(), cputime.Process()
 			go func() { done <- Run(ctx, o) }()
 			select {
 			case <-caught:
@@ -274,7 +275,7 @@ func auditorIngest(b *testing.B, bl *backlog, bareRate, bareCPU, noMetrics *atom
 				b.Fatalf("auditor stopped: %v", err)
 			}
 			elapsed += time.Since(begin)
-			cpu += processCPU() - cpu0
+			cpu += cputime.Process() - cpu0
 			b.StopTimer()
 			cancel()
 			if err := <-done; err != nil {

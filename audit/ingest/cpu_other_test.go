@@ -1,8 +1,0 @@
-//go:build !unix
-
-package ingest
-
-import "time"
-
-// processCPU is not measured here: benchmarks report no CPU figure.
-func processCPU() time.Duration { return 0 }
