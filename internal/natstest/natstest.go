@@ -77,7 +77,7 @@ func Start(t TB) *Cluster {
 }
 
 // StartCluster runs n JetStream servers in one cluster and waits until
-// JetStream has a meta leader.
+// JetStream has a meta leader that sees all n online.
 func StartCluster(t TB, n int) *Cluster {
 	t.Helper()
 	return start(t, n)
@@ -148,9 +148,12 @@ func start(t TB, n int) *Cluster {
 					ready++
 				}
 			}
+			// The meta leader must also count every server as an online
+			// peer (it has their stats): until then, a replicated stream
+			// is refused with "no suitable peers for placement".
 			leader := false
 			for _, s := range c.Servers {
-				if s.JetStreamIsLeader() {
+				if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
 					leader = true
 				}
 			}
@@ -158,7 +161,7 @@ func start(t TB, n int) *Cluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("natstest: cluster has no JetStream meta leader after 30s")
+				t.Fatal("natstest: cluster has no JetStream meta leader that sees every server online after 30s")
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
