@@ -21,21 +21,7 @@ import (
 func TestDamagedFileNeverCrashes(t *testing.T) {
 	damaged := 0
 	for i := range 60 {
-		f := newFixture(t)
-		b, err := os.ReadFile(f.db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// 16 bytes changed past the two meta pages (whose checksums
-		// bbolt checks on open).
-		r := rand.New(rand.NewPCG(uint64(i), 7))
-		for range 16 {
-			b[8192+r.IntN(len(b)-8192)] ^= byte(1 + r.IntN(255))
-		}
-		bad := filepath.Join(t.TempDir(), "damaged.db")
-		if err := os.WriteFile(bad, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		bad := damagedCopy(t, i, t.TempDir())
 		for _, args := range [][]string{
 			{"verify", "-db", bad}, {"query", "-db", bad}, {"query", "-db", bad, "-rejected"}, {"tail", "-db", bad},
 			{"stats", "-db", bad}, {"receipts", "-db", bad, "-uuid", "a"},
@@ -65,21 +51,9 @@ func TestRunOnDamagedFileNeverCrashes(t *testing.T) {
 	c := natstest.Start(t)
 	damaged := 0
 	for i := range 40 {
-		f := newFixture(t)
-		b, err := os.ReadFile(f.db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := rand.New(rand.NewPCG(uint64(i), 7))
-		for range 16 {
-			b[8192+r.IntN(len(b)-8192)] ^= byte(1 + r.IntN(255))
-		}
 		dir := t.TempDir()
-		bad := filepath.Join(dir, "damaged.db")
+		bad := damagedCopy(t, i, dir)
 		conf := filepath.Join(dir, "audit.conf")
-		if err := os.WriteFile(bad, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 		if err := os.WriteFile(conf, []byte("server: "+c.URLs()[0]+"\ncredentials: "+c.User.SeedFile+"\ndestination: com.example.audit\naudit_db: "+bad+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -96,4 +70,24 @@ func TestRunOnDamagedFileNeverCrashes(t *testing.T) {
 	if damaged == 0 {
 		t.Errorf("run never met the damage: the test no longer damages the pages it reads")
 	}
+}
+
+// damagedCopy writes dir/damaged.db: a fixture's database with 16 bytes
+// changed past the two meta pages (whose checksums bbolt checks on open),
+// the same for the same seed.
+func damagedCopy(t *testing.T, seed int, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(newFixture(t).db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(uint64(seed), 7))
+	for range 16 {
+		b[8192+r.IntN(len(b)-8192)] ^= byte(1 + r.IntN(255))
+	}
+	bad := filepath.Join(dir, "damaged.db")
+	if err := os.WriteFile(bad, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return bad
 }
