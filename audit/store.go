@@ -351,20 +351,30 @@ func (z *Sealer) Seal(entries []Entry) {
 		if e.Gap != nil {
 			continue
 		}
-		k := 0
-		if e.Reason != policy.ReasonAccepted {
-			k = 1
-		}
+		k := e.chain()
 		zs := &sealed{prev: z.heads[k]}
-		r := &zs.rec
-		e.fillRecord(r)
-		r.PrevSeq, r.PrevHash = zs.prev.seq, zs.prev.hash
-		start := len(buf)
-		buf, r.Hash = appendRecord(buf, r)
-		zs.value = buf[start:len(buf):len(buf)]
+		buf, zs.value = e.encode(buf, &zs.rec, zs.prev)
 		e.sealed = zs
-		z.heads[k] = link{r.Seq, r.Hash}
+		z.heads[k] = link{zs.rec.Seq, zs.rec.Hash}
 	}
+}
+
+// chain is the chain e's record goes on: 0 accepted, 1 refused.
+func (e *Entry) chain() int {
+	if e.Reason != policy.ReasonAccepted {
+		return 1
+	}
+	return 0
+}
+
+// encode sets r to e's record linked to prev, appends its encoding to b,
+// and returns b and the encoding.
+func (e *Entry) encode(b []byte, r *Record, prev link) ([]byte, []byte) {
+	e.fillRecord(r)
+	r.PrevSeq, r.PrevHash = prev.seq, prev.hash
+	start := len(b)
+	b, r.Hash = appendRecord(b, r)
+	return b, b[start:len(b):len(b)]
 }
 
 // AppendResult counts what one Append did.
@@ -497,10 +507,7 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 				res.Skipped++
 				continue
 			}
-			k := 0
-			if e.Reason != policy.ReasonAccepted {
-				k = 1
-			}
+			k := e.chain()
 			var r *Record
 			var value []byte
 			if z := e.sealed; z != nil && z.prev == heads[k] {
@@ -508,11 +515,7 @@ func (s *Store) Append(entries []Entry) (AppendResult, error) {
 				r, value = &z.rec, z.value
 			} else {
 				r = &rec
-				e.fillRecord(r)
-				r.PrevSeq, r.PrevHash = heads[k].seq, heads[k].hash
-				start := len(arena)
-				arena, r.Hash = appendRecord(arena, r)
-				value = arena[start:len(arena):len(arena)]
+				arena, value = e.encode(arena, r, heads[k])
 			}
 			if err := w[k].put(r, value, &arena); err != nil {
 				return err
